@@ -1,0 +1,4 @@
+"""AgentFM SDK."""
+from agentfm._version import __version__
+
+__all__ = ["__version__"]
