@@ -1,0 +1,194 @@
+"""Worker configuration: the demo set and the TOML file format.
+
+TOML format (relative paths are resolved against the file's folder)::
+
+    [mesh]                         # every key optional
+    host = "127.0.0.1"
+    port = 8080
+    artifacts_dir = "agentfm_artifacts"
+    key_dir = ".agentfm-keys"      # one Ed25519 key per worker: stable peer ids
+    api_keys = ["…16+ chars…"]     # default: env AGENTFM_API_KEYS
+    webhook_secret = "…"           # default: env AGENTFM_WEBHOOK_SECRET
+    allow_private_webhooks = false
+    max_async_tasks = 256
+
+    [[workers]]
+    name = "echo"                  # required, ≤ 20 chars
+    engine = "echo"                # required (the "model")
+    author = "me"                  # optional, default "agentfm"
+    description = "…"
+    max_tasks = 2
+    replicas = 2                   # optional: start this many identical workers
+    seed = "any text"              # optional identity seed (else key_dir, else random)
+    # exactly one agent kind:
+    demo = "echo"                  # echo | writer | summarizer
+    # command = ["python3", "agent.py"]   + optional timeout = 60, env = {K = "V"}, cwd = "."
+    # openai = { base_url = "http://127.0.0.1:11434/v1", model = "llama3.2", api_key_env = "KEY" }
+    # callable = "package.module:function"
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agentfm.mesh._worker import WorkerConfig
+from agentfm.mesh.agents import Agent, AgentContext, CallableAgent, CommandAgent, OpenAIProxyAgent
+
+# tomllib is 3.11+; on 3.10 the API-identical tomli backport is used.
+tomllib: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+DEMO_AGENTS = ("echo", "writer", "summarizer")
+
+
+def _summarize(prompt: str, ctx: AgentContext) -> str:
+    from agentfm.mesh.demo_agents import summarize
+
+    return summarize(prompt)
+
+
+def demo_agent(kind: str) -> Agent:
+    """The agent behind a demo worker kind.
+
+    ``echo`` and ``writer`` are subprocess agents (as real workers run containers);
+    ``summarizer`` runs in-process.
+    """
+    from agentfm.mesh.embedded import python_agent_argv
+
+    if kind == "echo":
+        return CommandAgent(python_agent_argv("echo"), timeout=60)
+    if kind == "writer":
+        return CommandAgent(python_agent_argv("writer"), timeout=60)
+    if kind == "summarizer":
+        return CallableAgent(_summarize)
+    raise ValueError(f"unknown demo agent {kind!r}; choose one of {', '.join(DEMO_AGENTS)}")
+
+
+def demo_workers() -> list[WorkerConfig]:
+    """The demo mesh: two ``echo`` workers, a ``writer`` and an extractive ``summarizer``."""
+    return [
+        WorkerConfig(
+            "echo",
+            "echo",
+            demo_agent("echo"),
+            description="Streams the prompt back line by line.",
+            max_tasks=4,
+            seed="agentfm-demo:echo:0",
+        ),
+        WorkerConfig(
+            "echo",
+            "echo",
+            demo_agent("echo"),
+            description="Streams the prompt back line by line.",
+            max_tasks=4,
+            seed="agentfm-demo:echo:1",
+        ),
+        WorkerConfig(
+            "writer",
+            "markdown",
+            demo_agent("writer"),
+            description="Writes the answer to answer.md (an artifact).",
+            max_tasks=2,
+            seed="agentfm-demo:writer:0",
+        ),
+        WorkerConfig(
+            "summarizer",
+            "extractive",
+            demo_agent("summarizer"),
+            description="Extractive summary: the most representative sentences, no model.",
+            max_tasks=4,
+            seed="agentfm-demo:summarizer:0",
+        ),
+    ]
+
+
+def _resolve(base: Path, value: str) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def _agent_from_table(table: dict[str, Any], base: Path) -> Agent:
+    kinds = [k for k in ("demo", "command", "openai", "callable") if k in table]
+    if len(kinds) != 1:
+        raise ValueError(
+            f"worker {table.get('name')!r}: give exactly one of demo, command, openai, callable"
+        )
+    kind = kinds[0]
+    if kind == "demo":
+        return demo_agent(str(table["demo"]))
+    if kind == "command":
+        argv = [str(a) for a in table["command"]]
+        cwd = table.get("cwd")
+        return CommandAgent(
+            argv,
+            timeout=table.get("timeout"),
+            env={str(k): str(v) for k, v in table.get("env", {}).items()},
+            cwd=_resolve(base, cwd) if cwd else None,
+        )
+    if kind == "openai":
+        spec = table["openai"]
+        key_env = spec.get("api_key_env")
+        return OpenAIProxyAgent(
+            spec["base_url"], spec["model"], os.environ.get(key_env) if key_env else None
+        )
+    module_name, _, attr = str(table["callable"]).partition(":")
+    fn = getattr(importlib.import_module(module_name), attr)
+    return CallableAgent(fn)
+
+
+_WORKER_KEYS = (
+    "author",
+    "description",
+    "max_tasks",
+    "seed",
+    "has_gpu",
+    "gpu_total_gb",
+    "gpu_used_gb",
+)
+
+
+def load_toml(path: Path) -> tuple[list[WorkerConfig], dict[str, Any]]:
+    """Parse a mesh TOML file into worker configs and :class:`EmbeddedMesh` keyword options.
+
+    Raises:
+        ValueError: the file describes an invalid worker.
+    """
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    base = path.resolve().parent
+    mesh = dict(data.get("mesh", {}))
+    options: dict[str, Any] = {}
+    for key in (
+        "host",
+        "port",
+        "api_keys",
+        "webhook_secret",
+        "allow_private_webhooks",
+        "max_async_tasks",
+    ):
+        if key in mesh:
+            options[key] = mesh[key]
+    for key in ("artifacts_dir", "key_dir"):
+        if key in mesh:
+            options[key] = _resolve(base, str(mesh[key]))
+    workers: list[WorkerConfig] = []
+    for table in data.get("workers", []):
+        replicas = int(table.get("replicas", 1))
+        for index in range(replicas):
+            kwargs = {k: table[k] for k in _WORKER_KEYS if k in table}
+            if "seed" in kwargs and replicas > 1:
+                kwargs["seed"] = f"{kwargs['seed']}:{index}"
+            if "key_file" in table:
+                kwargs["key_file"] = _resolve(base, str(table["key_file"]))
+            workers.append(
+                WorkerConfig(
+                    str(table["name"]),
+                    str(table["engine"]),
+                    _agent_from_table(table, base),
+                    **kwargs,
+                )
+            )
+    return workers, options

@@ -1,0 +1,318 @@
+"""Agent backends a mesh worker can run: a subprocess, a Python callable, an OpenAI proxy.
+
+Every backend turns one prompt into a stream of raw output bytes, exactly what the real
+worker forwards from its container's stdout and stderr. Files the agent writes into
+``ctx.output_dir`` become the task's artifacts.
+
+Example:
+    >>> def shout(prompt: str, ctx: AgentContext) -> str:
+    ...     return prompt.upper() + "\\n"
+    >>> agent = CallableAgent(shout)
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import signal
+import subprocess
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import httpx
+
+__all__ = [
+    "Agent",
+    "AgentContext",
+    "BreakStream",
+    "CallableAgent",
+    "CommandAgent",
+    "OpenAIProxyAgent",
+    "SandboxExit",
+]
+
+AgentFunction = Callable[[str, "AgentContext"], Any]
+
+_READ_SIZE = 64 * 1024
+
+
+class BreakStream(Exception):
+    """Raise from an agent to end the task body with no marker, as a reset libp2p stream does."""
+
+
+class SandboxExit(Exception):
+    """The agent ended abnormally; the worker reports ``⚠️  Sandbox exited: <message>``."""
+
+
+class StartFailed(Exception):
+    """The agent could not be started at all; the worker reports ``❌ Failed to start task``."""
+
+
+class AgentContext:
+    """What an agent knows about the task it runs.
+
+    Attributes:
+        task_id: the task id (the artifact zip's basename).
+        model: the worker's engine string, also exported to subprocesses as ``AGENTFM_MODEL``.
+        worker_name: the agent name of the worker running the task.
+    """
+
+    __slots__ = ("_output_dir", "_used", "model", "task_id", "worker_name")
+
+    def __init__(self, task_id: str, model: str, worker_name: str, output_dir: Path) -> None:
+        self.task_id = task_id
+        self.model = model
+        self.worker_name = worker_name
+        self._output_dir = output_dir
+        self._used = False
+
+    @property
+    def output_dir(self) -> Path:
+        """Folder whose contents become the task's artifacts; created on first use."""
+        if not self._used:
+            self._output_dir.mkdir(parents=True, exist_ok=True)
+            self._used = True
+        return self._output_dir
+
+    @property
+    def output_dir_used(self) -> bool:
+        """Whether the output folder was created (so it may hold files)."""
+        return self._used
+
+
+class Agent(abc.ABC):
+    """Base class of agent backends: produce raw output bytes for one prompt."""
+
+    @abc.abstractmethod
+    def stream(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
+        """Run the agent on ``prompt`` and yield its output bytes as they come.
+
+        Raises:
+            BreakStream: end the body without a terminal marker.
+            SandboxExit: abnormal end, reported in-band before the marker.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most agents hold nothing
+        """Release resources held across tasks (connections, clients)."""
+
+
+def _encode(item: Any) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, str):
+        return item.encode("utf-8", "surrogatepass")
+    raise TypeError(f"agent yielded {type(item).__name__}, expected str or bytes")
+
+
+_DONE = object()
+
+
+class CallableAgent(Agent):
+    """Run a Python function as the agent.
+
+    ``fn(prompt, ctx)`` may be sync or async and return a ``str``, an iterable of ``str``
+    or an async iterable of ``str``. Sync functions (and sync iterators) run in a worker
+    thread so a slow one never stalls the gateway; pass ``threaded=False`` for functions
+    that return at once.
+
+    Example:
+        >>> async def lines(prompt: str, ctx: AgentContext):
+        ...     for word in prompt.split():
+        ...         yield word + "\\n"
+        >>> agent = CallableAgent(lines)
+    """
+
+    def __init__(self, fn: AgentFunction, *, threaded: bool = True) -> None:
+        self.fn = fn
+        self.threaded = threaded
+        self._native = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+
+    async def stream(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
+        """Call the function and yield what it produces."""
+        if self._native or not self.threaded:
+            result = self.fn(prompt, ctx)
+        else:
+            result = await asyncio.to_thread(self.fn, prompt, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, (str, bytes)):
+            yield _encode(result)
+        elif isinstance(result, AsyncIterable):
+            async for item in result:
+                yield _encode(item)
+        elif isinstance(result, Iterable):
+            iterator: Iterator[Any] = iter(result)
+            while True:
+                if self.threaded:
+                    item = await asyncio.to_thread(next, iterator, _DONE)
+                else:
+                    item = next(iterator, _DONE)
+                if item is _DONE:
+                    break
+                yield _encode(item)
+        elif result is not None:
+            raise TypeError(f"agent returned {type(result).__name__}, expected str or iterable")
+
+
+def _go_exit_text(returncode: int) -> str:
+    """Describe a process exit the way Go's ``exec.ExitError`` does."""
+    if returncode < 0:
+        try:
+            name = signal.strsignal(-returncode) or f"signal {-returncode}"
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"signal: {name.lower()}"
+    return f"exit status {returncode}"
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class CommandAgent(Agent):
+    """Run a subprocess per task, the way the real worker runs its container.
+
+    The prompt is appended as the last argument. The child gets ``AGENTFM_MODEL`` and
+    ``AGENTFM_OUTPUT_DIR`` (its per-task artifact folder) in its environment; stdout and
+    stderr are forwarded interleaved as they come. The child leads its own process group,
+    so a timeout, a client disconnect or the mesh stopping kills everything it started.
+
+    Example:
+        >>> agent = CommandAgent(["python3", "-c", "import sys; print(sys.argv[-1])"], timeout=30)
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
+        if not argv:
+            raise ValueError("CommandAgent needs a non-empty argv")
+        self.argv = list(argv)
+        self.timeout = timeout
+        self.env = dict(env or {})
+        self.cwd = cwd
+
+    async def stream(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
+        """Start the process and forward its output until it exits."""
+        env = {**os.environ, **self.env}
+        env["AGENTFM_MODEL"] = ctx.model
+        env["AGENTFM_OUTPUT_DIR"] = str(ctx.output_dir)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                prompt,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:
+            raise StartFailed(str(exc)) from exc
+        assert proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
+        try:
+            while True:
+                remaining = None if deadline is None else deadline - loop.time()
+                try:
+                    if remaining is not None and remaining <= 0:
+                        raise asyncio.TimeoutError
+                    data = await asyncio.wait_for(proc.stdout.read(_READ_SIZE), remaining)
+                except asyncio.TimeoutError:
+                    # Kill the whole group, then keep forwarding what is already in the pipe.
+                    _kill_group(proc.pid)
+                    deadline = None
+                    continue
+                if not data:
+                    break
+                yield data
+            returncode = await proc.wait()
+        finally:
+            # Like a container, nothing the agent started may outlive it.
+            _kill_group(proc.pid)
+            if proc.returncode is None:
+                await proc.wait()
+        if returncode != 0:
+            raise SandboxExit(_go_exit_text(returncode))
+
+
+class OpenAIProxyAgent(Agent):
+    """Forward prompts to an OpenAI-compatible server (Ollama, vLLM, llama.cpp), streaming tokens.
+
+    Example:
+        >>> agent = OpenAIProxyAgent("http://127.0.0.1:11434/v1", "llama3.2")
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        timeout: float | None = 600.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._api_key = api_key
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIProxyAgent(base_url={self.base_url!r}, model={self.model!r})"
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            self._client = httpx.AsyncClient(headers=headers, timeout=self.timeout)
+        return self._client
+
+    async def stream(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
+        """Send one streaming chat completion and yield each content delta."""
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": True,
+        }
+        async with self._http().stream(
+            "POST", f"{self.base_url}/chat/completions", json=body
+        ) as response:
+            if response.status_code != 200:
+                detail = (await response.aread())[:200].decode("utf-8", "replace")
+                raise SandboxExit(f"upstream returned HTTP {response.status_code}: {detail}")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    event = json.loads(data)
+                    choice = event["choices"][0]
+                except (ValueError, KeyError, IndexError, TypeError):
+                    continue
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or choice.get("text") or ""
+                if text:
+                    yield text.encode()
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP connections."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
