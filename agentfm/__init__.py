@@ -1,4 +1,104 @@
-"""AgentFM SDK."""
-from agentfm._version import __version__
+"""AgentFM SDK: discover workers on an AgentFM mesh, run and stream tasks, scatter batches.
 
-__all__ = ["__version__"]
+Example:
+    ```python
+    from agentfm import AgentFMClient
+
+    with AgentFMClient() as client:
+        peer = client.workers.match("echo")[0].peer_id
+        print(client.tasks.run(worker_id=peer, prompt="hello").text)
+    ```
+"""
+
+from __future__ import annotations
+
+from agentfm._client import DEFAULT_GATEWAY, AgentFMClient, AsyncAgentFMClient
+from agentfm._streaming import AsyncStream, Stream
+from agentfm._validation import is_peer_id
+from agentfm._version import __version__
+from agentfm.artifacts import ArtifactManager
+from agentfm.crypto import SwarmKey
+from agentfm.exceptions import (
+    AgentFMError,
+    AgentFMRoutingWarning,
+    AgentFMTimeoutError,
+    ArtifactError,
+    AsyncCapacityError,
+    AuthenticationError,
+    DispatchRefusedError,
+    GatewayConnectionError,
+    GatewayInternalError,
+    GatewayProtocolError,
+    IncompleteStreamError,
+    InvalidRequestError,
+    MeshOverloadedError,
+    ModelNotFoundError,
+    NoWorkerForModelError,
+    PlainTextDispatchRefusedError,
+    PlainTextInvalidRequestError,
+    RateLimitError,
+    TaskExecutionError,
+    WorkerNotFoundError,
+    WorkerRejectedError,
+    WorkerStreamError,
+    WorkerUnreachableError,
+)
+from agentfm.gateway import LocalMeshGateway
+from agentfm.models import (
+    AsyncTaskAck,
+    PeerID,
+    ScatterProgress,
+    ScatterResult,
+    TaskChunk,
+    TaskResult,
+    WorkerProfile,
+)
+from agentfm.types.openai import flatten_messages
+from agentfm.webhook import WebhookPayload, WebhookReceiver, verify_signature
+
+__all__ = [
+    "DEFAULT_GATEWAY",
+    "AgentFMClient",
+    "AgentFMError",
+    "AgentFMRoutingWarning",
+    "AgentFMTimeoutError",
+    "ArtifactError",
+    "ArtifactManager",
+    "AsyncAgentFMClient",
+    "AsyncCapacityError",
+    "AsyncStream",
+    "AsyncTaskAck",
+    "AuthenticationError",
+    "DispatchRefusedError",
+    "GatewayConnectionError",
+    "GatewayInternalError",
+    "GatewayProtocolError",
+    "IncompleteStreamError",
+    "InvalidRequestError",
+    "LocalMeshGateway",
+    "MeshOverloadedError",
+    "ModelNotFoundError",
+    "NoWorkerForModelError",
+    "PeerID",
+    "PlainTextDispatchRefusedError",
+    "PlainTextInvalidRequestError",
+    "RateLimitError",
+    "ScatterProgress",
+    "ScatterResult",
+    "Stream",
+    "SwarmKey",
+    "TaskChunk",
+    "TaskExecutionError",
+    "TaskResult",
+    "WebhookPayload",
+    "WebhookReceiver",
+    "WorkerNotFoundError",
+    "WorkerProfile",
+    "WorkerRejectedError",
+    "WorkerStreamError",
+    "WorkerUnreachableError",
+    "__version__",
+    "flatten_messages",
+    "is_peer_id",
+    "verify_signature",
+]

@@ -44,10 +44,13 @@ class TokenTooLong(Exception):
 class LineSplitter:
     """Split raw output into lines like Go's ``bufio.Scanner`` (trailing CR dropped)."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_parts", "_size")
 
     def __init__(self) -> None:
-        self._buf = b""
+        # The unterminated tail is kept as pieces and joined only once its newline arrives,
+        # so a long line delivered a few bytes at a time costs linear, not quadratic, work.
+        self._parts: list[bytes] = []
+        self._size = 0
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return every line it completed.
@@ -55,16 +58,29 @@ class LineSplitter:
         Raises:
             TokenTooLong: an unterminated line grew past 8 MiB.
         """
-        buf = self._buf + data if self._buf else data
-        lines = buf.split(b"\n")
-        self._buf = lines.pop()
-        if len(self._buf) > MAX_LINE:
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._parts.append(data)
+            self._size += len(data)
+            if self._size > MAX_LINE:
+                raise TokenTooLong
+            return []
+        head, tail = data[: cut + 1], data[cut + 1 :]
+        if self._parts:
+            self._parts.append(head)
+            head = b"".join(self._parts)
+        self._parts = [tail] if tail else []
+        self._size = len(tail)
+        if self._size > MAX_LINE:
             raise TokenTooLong
+        lines = head.split(b"\n")
+        lines.pop()  # the empty string after the final newline
         return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
     def flush(self) -> list[bytes]:
         """The final unterminated line, if any."""
-        rest, self._buf = self._buf, b""
+        rest = b"".join(self._parts)
+        self._parts, self._size = [], 0
         if not rest:
             return []
         return [rest[:-1] if rest.endswith(b"\r") else rest]

@@ -1,0 +1,401 @@
+"""Pure decisions shared by the sync and async clients.
+
+Request building, response-to-error mapping, transport-error mapping, timeouts and the retry
+policy live here. Nothing in this module performs I/O or sleeps; the clients' short drivers
+ask it what to send and what a response or failure means.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import httpx
+import tenacity
+
+from agentfm._constants import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    RETRY_AFTER_MAX,
+    RETRY_BACKOFF_BASE,
+    RETRY_BACKOFF_MAX,
+    RETRY_JITTER,
+    RETRY_STATUSES,
+)
+from agentfm.exceptions import (
+    AgentFMError,
+    AgentFMTimeoutError,
+    AuthenticationError,
+    GatewayConnectionError,
+    GatewayInternalError,
+    GatewayProtocolError,
+    InvalidRequestError,
+    PlainTextDispatchRefusedError,
+    PlainTextInvalidRequestError,
+    RateLimitError,
+    WorkerNotFoundError,
+    WorkerStreamError,
+    WorkerUnreachableError,
+    error_class_for_code,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+__all__ = [
+    "RequestSpec",
+    "RetryPolicy",
+    "acall_with_retry",
+    "async_retrying",
+    "call_with_retry",
+    "decode_json",
+    "error_from_response",
+    "error_from_transport",
+    "parse_retry_after",
+    "resolve_timeout",
+    "sync_retrying",
+]
+
+log = logging.getLogger("agentfm.http")
+
+TimeoutKind = Literal["short", "long"]
+T = TypeVar("T")
+
+MUX_NOT_FOUND = "404 page not found"
+"""Body of Go's default mux 404: the route does not exist on this gateway."""
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """Everything needed to send one request; built by the resources, sent by the clients."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    json: Any = None
+    params: Mapping[str, str] | None = None
+    timeout: httpx.Timeout | None = None
+    idempotent: bool = False
+    auth: bool = True
+    # Carries the bearer key: never part of a repr or a log line.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def build(self) -> httpx.Request:
+        """Return the `httpx.Request` (pure: nothing is sent).
+
+        ``path`` must be absolute by now and ``headers`` complete: the clients fill both in.
+        """
+        headers = dict(self.headers)
+        content: bytes | None = None
+        if self.json is not None:
+            content = json.dumps(self.json, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        extensions: dict[str, Any] = {}
+        if self.timeout is not None:
+            extensions["timeout"] = self.timeout.as_dict()
+        return httpx.Request(
+            self.method,
+            self.path,
+            params=dict(self.params) if self.params else None,
+            headers=headers,
+            content=content,
+            extensions=extensions,
+        )
+
+
+def resolve_timeout(
+    client_timeout: httpx.Timeout, call_timeout: float | None, kind: TimeoutKind
+) -> httpx.Timeout:
+    """Pick the httpx timeout of one call.
+
+    Short JSON calls use the client's timeout. Long calls (tasks, completions) keep the
+    client's connect/write/pool timeouts but never time out between bytes on their own,
+    because the gateway answers only when the agent is done. An explicit per-call
+    ``timeout`` bounds every phase (the drivers also enforce it as a total deadline).
+    """
+    if call_timeout is not None:
+        return httpx.Timeout(call_timeout)
+    if kind == "short":
+        return client_timeout
+    return httpx.Timeout(
+        connect=client_timeout.connect,
+        read=None,
+        write=client_timeout.write,
+        pool=client_timeout.pool,
+    )
+
+
+def default_timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
+    """Turn the client ``timeout`` argument into an `httpx.Timeout`."""
+    if isinstance(value, httpx.Timeout):
+        return value
+    if value is None:
+        return httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+    return httpx.Timeout(float(value))
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header (delta seconds or HTTP date) into seconds from now."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        reference = time.time() if now is None else now
+        seconds = when.timestamp() - reference
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def decode_json(response: httpx.Response) -> Any:
+    """Decode a JSON body, turning a malformed one into `GatewayProtocolError`."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GatewayProtocolError(
+            f"gateway sent invalid JSON (HTTP {response.status_code}): {exc}",
+            status=response.status_code,
+            response=response,
+        ) from None
+
+
+_STATUS_FALLBACK: dict[int, type[AgentFMError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PlainTextDispatchRefusedError,
+    405: InvalidRequestError,
+    429: RateLimitError,
+    500: GatewayInternalError,
+    502: WorkerUnreachableError,
+}
+
+_PLAIN_500_WORKER_STREAM = (
+    "Failed to set write deadline",
+    "Failed to send prompt",
+    "Failed to half-close",
+)
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    response: httpx.Response | None = None,
+) -> AgentFMError:
+    """Map a non-2xx response to the typed error: gateway ``code`` first, then status.
+
+    Args:
+        status: HTTP status.
+        headers: Response headers (``Content-Type``, ``Retry-After``).
+        body: The response body.
+        response: The response, attached to the error for inspection.
+    """
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    text = body.decode("utf-8", errors="replace")
+    content_type = headers.get("content-type", "")
+    envelope: Any = None
+    if "json" in content_type or text.lstrip().startswith("{"):
+        try:
+            envelope = json.loads(text)
+        except ValueError:
+            envelope = None
+    common: dict[str, Any] = {"status": status, "response": response, "retry_after": retry_after}
+    if isinstance(envelope, dict) and isinstance(envelope.get("error"), dict):
+        error = envelope["error"]
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        message = error.get("message") if isinstance(error.get("message"), str) else None
+        cls = error_class_for_code(code) or _json_status_class(status)
+        return cls(message or f"gateway error (HTTP {status})", code=code, **common)
+    message = text.strip()[:500] or f"HTTP {status}"
+    if status in (400, 405):
+        return PlainTextInvalidRequestError(message, code="invalid_request", **common)
+    if status == 403:
+        return PlainTextDispatchRefusedError(message, code="dispatch_refused", **common)
+    if status == 404:
+        if message == MUX_NOT_FOUND:
+            return GatewayProtocolError(
+                f"route not found on this gateway ({message})", code="route_not_found", **common
+            )
+        return WorkerNotFoundError(message, code="worker_not_found", **common)
+    if status == 500:
+        if message.startswith("Failed to connect to worker"):
+            return WorkerUnreachableError(message, code="worker_unreachable", **common)
+        if message.startswith(_PLAIN_500_WORKER_STREAM):
+            return WorkerStreamError(message, code="worker_stream_failed", **common)
+    cls = _STATUS_FALLBACK.get(status, GatewayProtocolError)
+    return cls(f"unexpected status {status}: {message[:200]}", **common)
+
+
+def _json_status_class(status: int) -> type[AgentFMError]:
+    cls = _STATUS_FALLBACK.get(status, AgentFMError)
+    # A JSON 403 is an envelope, not a plain-text protocol surprise.
+    if status == 403:
+        from agentfm.exceptions import DispatchRefusedError
+
+        return DispatchRefusedError
+    return cls
+
+
+_NEVER_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+def error_from_transport(
+    exc: Exception, *, gateway_url: str, phase: Literal["request", "body"] = "request"
+) -> AgentFMError:
+    """Map an httpx transport failure to the typed error.
+
+    ``phase="body"`` means the response had started (status received), so a broken
+    connection is a failed worker stream rather than an unreachable gateway.
+    """
+    error: AgentFMError
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        error = InvalidRequestError(
+            f"invalid gateway URL {gateway_url!r}: {exc}", code="invalid_gateway_url"
+        )
+    elif isinstance(exc, httpx.TimeoutException):
+        error = AgentFMTimeoutError(
+            f"timed out talking to the gateway at {gateway_url} ({type(exc).__name__})",
+            code="timeout",
+        )
+    elif phase == "body":
+        error = WorkerStreamError(
+            f"the stream from {gateway_url} broke: {exc or type(exc).__name__}",
+            code="worker_stream_failed",
+        )
+    else:
+        error = GatewayConnectionError(
+            f"could not reach the gateway at {gateway_url}: {exc or type(exc).__name__}",
+            code="connection_error",
+        )
+    error.request_sent = not isinstance(exc, _NEVER_SENT)
+    return error
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to retry one call and how long to wait.
+
+    Idempotent requests (GET) are retried on transient statuses and on transport errors.
+    Non-idempotent POSTs are retried only when the request provably never left this
+    process (connection refused, connect or pool timeout), never after it was sent.
+    """
+
+    retries: int
+    idempotent: bool
+    backoff_base: float = RETRY_BACKOFF_BASE
+    backoff_max: float = RETRY_BACKOFF_MAX
+    jitter: float = RETRY_JITTER
+    retry_after_max: float = RETRY_AFTER_MAX
+
+    def should_retry(self, exc: BaseException | None) -> bool:
+        """Whether a failed attempt ending in ``exc`` may be repeated."""
+        if not isinstance(exc, AgentFMError):
+            return False
+        if not getattr(exc, "request_sent", True):
+            return not isinstance(exc, InvalidRequestError)
+        if not self.idempotent:
+            return False
+        if exc.retry_after is not None and exc.retry_after > self.retry_after_max:
+            return False
+        if exc.code == "rate_limited":
+            # Only failed auth attempts are limited; repeating one cannot succeed.
+            return False
+        if exc.status is not None:
+            return exc.status in RETRY_STATUSES
+        return isinstance(exc, GatewayConnectionError) and not isinstance(exc, AgentFMTimeoutError)
+
+    def delay(
+        self, attempt: int, exc: BaseException | None, rng: random.Random | None = None
+    ) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        backoff = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        uniform = rng.uniform if rng is not None else random.uniform
+        backoff += uniform(0, self.jitter)
+        retry_after = exc.retry_after if isinstance(exc, AgentFMError) else None
+        return float(max(backoff, retry_after or 0.0))
+
+
+def _tenacity_kwargs(policy: RetryPolicy) -> dict[str, Any]:
+    def retry(state: tenacity.RetryCallState) -> bool:
+        outcome = state.outcome
+        return outcome is not None and outcome.failed and policy.should_retry(outcome.exception())
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        seconds = policy.delay(state.attempt_number, exc)
+        log.debug("retrying in %.2fs after %r", seconds, exc)
+        return seconds
+
+    return {
+        "stop": tenacity.stop_after_attempt(policy.retries + 1),
+        "retry": retry,
+        "wait": wait,
+        "reraise": True,
+    }
+
+
+def call_with_retry(policy: RetryPolicy, attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` under ``policy``; tenacity takes over only once a retry is due.
+
+    The common case (first attempt succeeds, or fails for good) never builds a tenacity
+    controller. When a retry is due, tenacity replays the first failure as its own first
+    attempt, so its stop/wait/``Retry-After`` logic runs unchanged from there.
+    """
+    try:
+        return attempt()
+    except AgentFMError as exc:
+        if policy.retries == 0 or not policy.should_retry(exc):
+            raise
+        replayed = [exc]
+
+    def replay_then_attempt() -> T:
+        if replayed:
+            raise replayed.pop()
+        return attempt()
+
+    return sync_retrying(policy)(replay_then_attempt)
+
+
+async def acall_with_retry(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]]) -> T:
+    """The asyncio twin of `call_with_retry`."""
+    try:
+        return await attempt()
+    except AgentFMError as exc:
+        if policy.retries == 0 or not policy.should_retry(exc):
+            raise
+        replayed = [exc]
+
+    async def replay_then_attempt() -> T:
+        if replayed:
+            raise replayed.pop()
+        return await attempt()
+
+    return await async_retrying(policy)(replay_then_attempt)
+
+
+def sync_retrying(policy: RetryPolicy) -> tenacity.Retrying:
+    """The tenacity controller for a sync call under ``policy``."""
+    return tenacity.Retrying(**_tenacity_kwargs(policy))
+
+
+def async_retrying(policy: RetryPolicy) -> tenacity.AsyncRetrying:
+    """The tenacity controller for an async call under ``policy``."""
+    return tenacity.AsyncRetrying(**_tenacity_kwargs(policy))

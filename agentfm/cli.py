@@ -1,0 +1,509 @@
+"""``agentfm-py``: talk to an AgentFM gateway (or run one) from the shell.
+
+Commands: ``ping``, ``workers``, ``models``, ``chat``, ``run``, ``scatter``, ``mesh serve``
+and ``demo``; ``agentfm-py --help`` shows examples. The gateway URL and key come from
+``--gateway``/``--api-key`` or ``AGENTFM_GATEWAY_URL``/``AGENTFM_API_KEY``. SDK errors become
+one ``error: …`` line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from agentfm._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from agentfm import AgentFMClient, ScatterProgress, ScatterResult, WorkerProfile
+
+__all__ = ["main"]
+
+_EXIT_OK = 0
+_EXIT_FAILED = 1
+_EXIT_ERROR = 2
+
+
+class _Console:
+    """Rich when it is installed (the ``cli`` extra), plain text otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        try:
+            from rich.console import Console
+        except ImportError:
+            self._rich: Any = None
+        else:
+            self._rich = Console(file=stream, highlight=False, soft_wrap=True)
+
+    @property
+    def rich(self) -> Any:
+        return self._rich
+
+    def print(self, text: str = "", *, style: str | None = None) -> None:
+        if self._rich is not None:
+            self._rich.print(text, style=style, markup=False)
+        else:
+            print(text, file=self._stream)
+
+    def write(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()
+
+    @property
+    def width(self) -> int:
+        """Columns available (rich's idea of the terminal; generous for plain text)."""
+        return int(self._rich.width) if self._rich is not None else 1000
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[str]], title: str) -> None:
+        widths = [
+            max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
+            for i, c in enumerate(columns)
+        ]
+        if self._rich is not None:
+            from rich import box
+            from rich.table import Table
+
+            table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+            for col in columns:
+                table.add_column(col, no_wrap=True)
+            for row in rows:
+                table.add_row(*row)
+            self._rich.print(table)
+            return
+        print(title, file=self._stream)
+        for row in (columns, *rows):
+            line = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+            print(line.rstrip(), file=self._stream)
+
+
+_EXAMPLES = """examples:
+  agentfm-py mesh serve --demo                 # a gateway with demo workers, here
+  agentfm-py models                            # who is on the mesh, and how busy
+  agentfm-py chat --model echo "hello"         # stream an answer
+  agentfm-py run --model writer "a haiku" --out ./files
+  agentfm-py scatter prompts.txt --model echo --out results.jsonl
+  agentfm-py demo                              # the end-to-end tour
+
+Each command has --help. The gateway and key also come from AGENTFM_GATEWAY_URL and
+AGENTFM_API_KEY."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentfm-py",
+        description="Talk to an AgentFM mesh gateway, or run an embedded one on this machine.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"agentfm-py {__version__}")
+    parser.add_argument(
+        "--gateway",
+        default=None,
+        help="gateway URL (default: $AGENTFM_GATEWAY_URL, else http://127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="bearer key for the gateway (default: $AGENTFM_API_KEY)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds for short calls such as listing workers (default: 30); tasks are "
+        "not cut short unless a command says so",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("ping", help="check that the gateway answers")
+
+    p = sub.add_parser("workers", help="list workers as JSON")
+    p.add_argument("--model", help="only workers whose engine is MODEL")
+    p.add_argument("--available", action="store_true", help="only workers with free capacity")
+
+    p = sub.add_parser("models", help="table of workers: agent, engine, load, status")
+    p.add_argument("--json", action="store_true", help="print the /v1/models JSON instead")
+
+    p = sub.add_parser("chat", help="send one message and stream the answer")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--peer", help="peer id of the worker to use (12D3KooW…)")
+    target.add_argument("--model", help="agent or engine name; the gateway picks the least loaded")
+    p.add_argument("message", nargs="?", help="the message (or use --prompt)")
+    p.add_argument("--prompt", help="the message (0.3.0 spelling)")
+    p.add_argument(
+        "--stream", dest="stream", action="store_true", default=True, help=argparse.SUPPRESS
+    )
+    p.add_argument(
+        "--no-stream", dest="stream", action="store_false", help="wait for the whole answer"
+    )
+
+    p = sub.add_parser("run", help="run a task on the native route and save its files")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--peer", help="peer id of the worker")
+    target.add_argument("--model", help="agent or engine name; the least loaded match is used")
+    p.add_argument("prompt", help="the task prompt")
+    p.add_argument(
+        "--out",
+        default="agentfm_artifacts",
+        help="folder for artifacts (default: ./agentfm_artifacts)",
+    )
+
+    p = sub.add_parser(
+        "scatter", help="run one task per line of a file, across many peers; JSONL out"
+    )
+    p.add_argument("prompts_file", help="file with one prompt per line ('-' for stdin)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--model", help="spread over every worker matching this agent or engine name"
+    )
+    target.add_argument("--peer", action="append", help="peer id (repeat for several)")
+    p.add_argument("--out", default="-", help="JSONL output file (default: stdout)")
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="tasks in flight at once (default: 8)"
+    )
+    p.add_argument("--retries", type=int, default=2, help="failovers per prompt (default: 2)")
+    p.add_argument(
+        "--task-timeout", type=float, default=None, help="seconds per attempt (default: none)"
+    )
+
+    # `mesh serve` and `demo` own their options (and --help): everything after the
+    # command name is handed to them untouched (see `main`).
+    mesh = sub.add_parser("mesh", help="run an embedded gateway on this machine")
+    mesh_sub = mesh.add_subparsers(dest="mesh_command", metavar="MESH_COMMAND")
+    mesh_sub.add_parser(
+        "serve", help="serve the gateway protocol with local workers", add_help=False
+    )
+    sub.add_parser("demo", help="the end-to-end tour on an embedded demo mesh", add_help=False)
+    return parser
+
+
+def _client(args: argparse.Namespace, **kwargs: Any) -> AgentFMClient:
+    from agentfm import AgentFMClient
+
+    options: dict[str, Any] = {"timeout": args.timeout, **kwargs}
+    if args.api_key is not None:
+        options["api_key"] = args.api_key
+    return AgentFMClient(args.gateway, **options)
+
+
+@contextmanager
+def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
+    """Turn SDK errors into one clear line on stderr and exit code 2."""
+    from agentfm import (
+        DEFAULT_GATEWAY,
+        AgentFMError,
+        AuthenticationError,
+        GatewayConnectionError,
+        RateLimitError,
+    )
+
+    try:
+        yield
+    except AuthenticationError as exc:
+        # The message is the gateway's ("invalid API key", "missing or malformed Bearer
+        # token"); the key itself is never part of it.
+        err.print(
+            f"error: the gateway rejected the API key ({exc.message}); "
+            "set AGENTFM_API_KEY or pass --api-key",
+            style="red",
+        )
+        raise SystemExit(_EXIT_ERROR) from None
+    except RateLimitError as exc:
+        err.print(f"error: the gateway is rate limiting this client ({exc.message})", style="red")
+        raise SystemExit(_EXIT_ERROR) from None
+    except GatewayConnectionError as exc:
+        url = args.gateway or os.environ.get("AGENTFM_GATEWAY_URL") or DEFAULT_GATEWAY
+        err.print(
+            f"error: cannot reach the gateway at {url} ({exc.message}). "
+            "Is it running? Start a local one with: agentfm-py mesh serve --demo",
+            style="red",
+        )
+        raise SystemExit(_EXIT_ERROR) from None
+    except AgentFMError as exc:
+        err.print(f"error: {exc.message}", style="red")
+        raise SystemExit(_EXIT_ERROR) from None
+
+
+def _pick_worker(client: AgentFMClient, peer: str | None, model: str | None) -> WorkerProfile:
+    """The worker a ``--peer``/``--model`` pair designates (least loaded match for a model)."""
+    from agentfm import WorkerNotFoundError
+
+    if peer is not None:
+        return client.workers.get(peer)
+    assert model is not None  # argparse makes exactly one of the two required
+    matches = client.workers.match(model)
+    if not matches:
+        raise WorkerNotFoundError(f"no worker matches {model!r}; see: agentfm-py models")
+    return matches[0]
+
+
+def _cmd_ping(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    with _client(args) as client:
+        if client.ping():
+            out.print("ok")
+            return _EXIT_OK
+    err.print("unreachable")
+    return _EXIT_FAILED
+
+
+def _cmd_workers(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    with _client(args) as client:
+        workers = client.workers.list(model=args.model, available_only=args.available)
+    out.write(json.dumps([w.model_dump(mode="json") for w in workers], indent=2) + "\n")
+    return _EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    with _client(args) as client:
+        if args.json:
+            models = client.openai.models.list()
+            out.write(models.model_dump_json(indent=2) + "\n")
+            return _EXIT_OK
+        workers = client.workers.list()
+        gateway = client.gateway_url
+    columns = ["agent", "engine", "load", "status", "cpu", "peer id"]
+    rows = [
+        [
+            w.name or "-",
+            w.engine or "-",
+            f"{w.current_tasks}/{w.max_tasks}",
+            w.status or "-",
+            f"{w.cpu_usage_pct:.0f}%",
+            w.peer_id,
+        ]
+        for w in workers
+    ]
+    # A folded peer id cannot be copied; in a narrow terminal show a recognisable short
+    # form instead and say where the full ids are.
+    needed = sum(max([len(c), *(len(r[i]) for r in rows)]) + 2 for i, c in enumerate(columns))
+    shortened = needed > out.width
+    if shortened:
+        for row in rows:
+            row[-1] = f"{row[-1][:12]}…{row[-1][-4:]}"
+    out.table(columns, rows, title=f"{len(rows)} worker(s) on {gateway}")
+    if shortened:
+        err.print(
+            "peer ids shortened to fit; `agentfm-py workers` prints them in full", style="dim"
+        )
+    return _EXIT_OK
+
+
+def _cmd_chat(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    from agentfm import AgentFMRoutingWarning
+
+    message = args.message if args.message is not None else args.prompt
+    if not message:
+        err.print("error: give a message (positional) or --prompt")
+        return _EXIT_ERROR
+    model = args.peer or args.model
+    messages = [{"role": "user", "content": message}]
+    with _client(args) as client, warnings.catch_warnings():
+        # --model asks for name routing on purpose; the SDK's reminder to pin a peer id
+        # would only be noise here.
+        warnings.simplefilter("ignore", AgentFMRoutingWarning)
+        if args.stream:
+            with client.openai.chat.completions.create(
+                model=model, messages=messages, stream=True
+            ) as stream:
+                for chunk in stream:
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            out.write(choice.delta.content)
+            out.write("\n")
+        else:
+            completion = client.openai.chat.completions.create(model=model, messages=messages)
+            out.write((completion.choices[0].message.content or "") + "\n")
+    return _EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    with _client(args, artifacts_dir=args.out) as client:
+        worker = _pick_worker(client, args.peer, args.model)
+        err.print(f"running on {worker.name or '-'} ({worker.peer_id})", style="dim")
+        # Stream the text live, then fetch the files the worker announced, which is what
+        # tasks.run does in one call, minus the live output.
+        stream = client.tasks.stream(worker_id=worker.peer_id, prompt=args.prompt)
+        with stream:
+            for chunk in stream:
+                out.write(chunk.text)
+        files: list[Path] = []
+        if stream.files_incoming and stream.task_id is not None:
+            files = client.tasks.collect_artifacts(stream.task_id)
+    for path in files:
+        err.print(f"saved {path}", style="green")
+    if not files:
+        err.print("no files produced", style="dim")
+    return _EXIT_OK
+
+
+def _read_prompts(source: str) -> list[str]:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _cmd_scatter(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    try:
+        prompts = _read_prompts(args.prompts_file)
+    except OSError as exc:
+        err.print(f"error: cannot read {args.prompts_file}: {exc.strerror or exc}", style="red")
+        return _EXIT_ERROR
+    if not prompts:
+        err.print("error: the prompts file has no non-empty line", style="red")
+        return _EXIT_ERROR
+    with _client(args) as client:
+        if args.model:
+            peers = [w.peer_id for w in client.workers.match(args.model)]
+            if not peers:
+                err.print(f"error: no worker matches {args.model!r}; see: agentfm-py models")
+                return _EXIT_ERROR
+        else:
+            peers = list(args.peer)
+        sink: TextIO = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            failed = _scatter_to_jsonl(client, prompts, peers, args, sink, err)
+        finally:
+            if sink is not sys.stdout:
+                sink.close()
+    err.print(
+        f"{len(prompts) - failed} succeeded, {failed} failed", style="red" if failed else "green"
+    )
+    return _EXIT_FAILED if failed else _EXIT_OK
+
+
+def _scatter_to_jsonl(
+    client: AgentFMClient,
+    prompts: list[str],
+    peers: Sequence[str],
+    args: argparse.Namespace,
+    sink: TextIO,
+    err: _Console,
+) -> int:
+    """Run the scatter and write one JSON line per prompt, in input order; return failures.
+
+    Results arrive in completion order; each line is written as soon as every line before
+    it is known, so a long job's output grows steadily instead of all at the end.
+    """
+    pending: dict[int, ScatterResult] = {}
+    next_index = failed = 0
+    with _Progress(err, total=len(prompts)) as progress:
+        results = client.tasks.scatter_iter(
+            prompts,
+            peer_ids=peers,
+            max_concurrency=args.concurrency,
+            max_retries=args.retries,
+            timeout=args.task_timeout,
+            on_progress=progress.update,
+        )
+        for result in results:
+            failed += 0 if result.ok else 1
+            pending[result.index] = result
+            while next_index in pending:
+                line = pending.pop(next_index).model_dump(mode="json", exclude={"exception"})
+                sink.write(json.dumps(line) + "\n")
+                next_index += 1
+            sink.flush()
+    return failed
+
+
+class _Progress:
+    """A transient rich progress bar on stderr (nothing without rich)."""
+
+    def __init__(self, err: _Console, total: int) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._total = total
+        if err.rich is not None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err.rich,
+                transient=True,
+            )
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task("scatter", total=self._total)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, progress: ScatterProgress) -> None:
+        if self._bar is not None:
+            self._bar.update(
+                self._task,
+                completed=progress.done,
+                description=f"scatter ({progress.failovers} failovers)",
+            )
+
+
+def _cmd_mesh(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    if args.mesh_command != "serve":
+        err.print("usage: agentfm-py mesh serve [--demo] [--config FILE] [--host H] [--port P]")
+        return _EXIT_ERROR
+    try:
+        from agentfm.mesh import serve_main
+    except ImportError as exc:
+        err.print(f"error: {exc}. Install it with: pip install 'agentfm-integrations[mesh]'")
+        return _EXIT_ERROR
+    return serve_main(list(args.passthrough))
+
+
+def _cmd_demo(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    try:
+        from agentfm_integrations.demo import main as demo_main
+    except ImportError as exc:
+        err.print(f"error: {exc}. The demo needs: pip install 'agentfm-integrations[all]'")
+        return _EXIT_ERROR
+    return demo_main(list(args.passthrough))
+
+
+_COMMANDS = {
+    "ping": _cmd_ping,
+    "workers": _cmd_workers,
+    "models": _cmd_models,
+    "chat": _cmd_chat,
+    "run": _cmd_run,
+    "scatter": _cmd_scatter,
+    "mesh": _cmd_mesh,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    parser = _build_parser()
+    args, passthrough = parser.parse_known_args(argv)
+    if passthrough and args.command not in ("mesh", "demo"):
+        parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    args.passthrough = passthrough
+    if args.command is None:
+        parser.print_help()
+        return _EXIT_ERROR
+    out, err = _Console(sys.stdout), _Console(sys.stderr)
+    if args.command in ("mesh", "demo"):
+        return _COMMANDS[args.command](args, out, err)
+    try:
+        with _friendly_errors(args, err):
+            return _COMMANDS[args.command](args, out, err)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""The AgentFM error tree.
+
+Every error the SDK raises derives from `AgentFMError` and carries ``message``, ``code``
+(the gateway's error code, when it sent one), ``status`` (HTTP status, when there was a
+response), ``response`` (the `httpx.Response`, when there was one) and ``retry_after``
+(seconds, from a ``Retry-After`` header). No httpx, json or pydantic exception escapes.
+
+```
+AgentFMError
+├── GatewayConnectionError ── AgentFMTimeoutError
+├── GatewayProtocolError
+│   ├── InvalidRequestError*        (plain-text 400 from /api/*)
+│   └── DispatchRefusedError*       (403 trust gate / origin check)
+├── InvalidRequestError             (400/405, client-side validation)
+├── AuthenticationError             (401)
+├── DispatchRefusedError            (403)
+├── WorkerNotFoundError             (404 "Worker not found or offline")
+├── ModelNotFoundError              (404 model_not_found)
+│   └── NoWorkerForModelError       (also a WorkerNotFoundError: nothing matches a model)
+├── RateLimitError                  (429 rate_limited)
+├── MeshOverloadedError             (503 mesh_overloaded)
+├── AsyncCapacityError              (503 async_capacity_exhausted)
+├── GatewayInternalError            (500)
+├── WorkerUnreachableError          (502 worker_unreachable)
+├── WorkerStreamError               (502 worker_stream_failed, failure mid-stream)
+│   └── IncompleteStreamError       (stream ended without marker or [DONE])
+├── TaskExecutionError
+│   └── WorkerRejectedError         (the worker answered "❌ ERROR: …")
+└── ArtifactError
+```
+
+`PlainTextInvalidRequestError` and `PlainTextDispatchRefusedError` (marked * above) are what
+plain-text ``/api/*`` answers raise: they are both the typed error and a
+`GatewayProtocolError`, so code written against either keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "AgentFMError",
+    "AgentFMRoutingWarning",
+    "AgentFMTimeoutError",
+    "ArtifactError",
+    "AsyncCapacityError",
+    "AuthenticationError",
+    "DispatchRefusedError",
+    "GatewayConnectionError",
+    "GatewayInternalError",
+    "GatewayProtocolError",
+    "IncompleteStreamError",
+    "InvalidRequestError",
+    "MeshOverloadedError",
+    "ModelNotFoundError",
+    "NoWorkerForModelError",
+    "PlainTextDispatchRefusedError",
+    "PlainTextInvalidRequestError",
+    "RateLimitError",
+    "TaskExecutionError",
+    "WorkerNotFoundError",
+    "WorkerRejectedError",
+    "WorkerStreamError",
+    "WorkerUnreachableError",
+    "from_envelope",
+]
+
+
+class AgentFMError(Exception):
+    """Base class of every error raised by the SDK.
+
+    ``request_sent`` is False only when the request provably never left this process
+    (connection refused, pool or connect timeout), which is what makes a POST safe to retry.
+    ``task_started`` is True when the failure came after the gateway answered 200 to a task.
+
+    Example:
+        ```python
+        try:
+            client.tasks.run(worker_id=peer, prompt="hi")
+        except AgentFMError as exc:
+            print(exc.status, exc.code, exc.message)
+        ```
+    """
+
+    request_sent: bool = True
+    task_started: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        response: httpx.Response | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.response = response
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, code={self.code!r}, "
+            f"status={self.status!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable across process pools; the response object is not.
+        return (
+            _rebuild,
+            (type(self), self.message, self.code, self.status, self.retry_after),
+        )
+
+
+def _rebuild(
+    cls: type[AgentFMError],
+    message: str,
+    code: str | None,
+    status: int | None,
+    retry_after: float | None,
+) -> AgentFMError:
+    return cls(message, code=code, status=status, retry_after=retry_after)
+
+
+class GatewayConnectionError(AgentFMError):
+    """The gateway could not be reached, or the connection failed before an answer."""
+
+
+class AgentFMTimeoutError(GatewayConnectionError):
+    """A call did not finish within its ``timeout``."""
+
+
+class GatewayProtocolError(AgentFMError):
+    """The gateway answered something the SDK cannot interpret as a typed error."""
+
+
+class InvalidRequestError(AgentFMError, ValueError):
+    """The request is invalid (HTTP 400/405 or rejected client-side before sending)."""
+
+
+class PlainTextInvalidRequestError(InvalidRequestError, GatewayProtocolError):
+    """A plain-text 400/405 from an ``/api/*`` route."""
+
+
+class AuthenticationError(AgentFMError):
+    """The gateway rejected the API key (HTTP 401)."""
+
+
+class DispatchRefusedError(AgentFMError):
+    """The gateway refused to dispatch: trust gate or origin check (HTTP 403)."""
+
+
+class PlainTextDispatchRefusedError(DispatchRefusedError, GatewayProtocolError):
+    """A plain-text 403 from an ``/api/*`` route."""
+
+
+class WorkerNotFoundError(AgentFMError):
+    """The worker is not in the gateway's live telemetry."""
+
+
+class ModelNotFoundError(AgentFMError):
+    """No worker matches the requested model (``model_not_found``)."""
+
+
+class NoWorkerForModelError(ModelNotFoundError, WorkerNotFoundError):
+    """No live worker advertises the model (client-side match, e.g. ``scatter_by_model``)."""
+
+
+class RateLimitError(AgentFMError):
+    """Too many failed auth attempts from this address (``rate_limited``)."""
+
+
+class MeshOverloadedError(AgentFMError):
+    """Every worker matching the model is at capacity (``mesh_overloaded``)."""
+
+
+class AsyncCapacityError(AgentFMError):
+    """The gateway's async task slots are full (``async_capacity_exhausted``)."""
+
+
+class GatewayInternalError(AgentFMError):
+    """The gateway failed internally (HTTP 500)."""
+
+
+class WorkerUnreachableError(AgentFMError):
+    """The gateway could not reach the worker (``worker_unreachable``)."""
+
+
+class WorkerStreamError(AgentFMError):
+    """The worker stream failed after the task started."""
+
+
+class IncompleteStreamError(WorkerStreamError):
+    """The stream ended without its terminal marker or ``[DONE]``: the task did not finish."""
+
+
+class TaskExecutionError(AgentFMError):
+    """The worker did not execute the task."""
+
+
+class WorkerRejectedError(TaskExecutionError):
+    """The worker refused the task with a ``❌ ERROR:`` line (capacity, load, version)."""
+
+
+class ArtifactError(AgentFMError):
+    """An artifact zip is missing, corrupt, unsafe or too large.
+
+    When raised by ``tasks.run``, ``result`` holds the task's `TaskResult` (its text
+    survives; its ``artifacts`` list is empty).
+    """
+
+    result: Any = None
+
+
+class AgentFMRoutingWarning(UserWarning):
+    """An OpenAI-style ``model`` is not a peer id, so the gateway picks the worker."""
+
+
+_CODE_MAP: dict[str, type[AgentFMError]] = {
+    "model_not_found": ModelNotFoundError,
+    "mesh_overloaded": MeshOverloadedError,
+    "async_capacity_exhausted": AsyncCapacityError,
+    "rate_limited": RateLimitError,
+    "worker_unreachable": WorkerUnreachableError,
+    "worker_stream_failed": WorkerStreamError,
+    "model_required": InvalidRequestError,
+    "prompt_required": InvalidRequestError,
+    "unsupported_prompt_type": InvalidRequestError,
+    "invalid_request_error": InvalidRequestError,
+    "method_not_allowed": InvalidRequestError,
+    "bad_request": InvalidRequestError,
+    "bad_peer_id": InvalidRequestError,
+    "internal_error": GatewayInternalError,
+    "unauthorized": AuthenticationError,
+    "invalid_api_key": AuthenticationError,
+}
+
+
+def error_class_for_code(code: str | None) -> type[AgentFMError] | None:
+    """Return the class mapped to a gateway error ``code``, or None when unknown."""
+    if code is None:
+        return None
+    return _CODE_MAP.get(code)
+
+
+def from_envelope(body: Any, status: int | None = None) -> AgentFMError:
+    """Build the typed error for an OpenAI-style ``{"error": {...}}`` envelope.
+
+    Args:
+        body: The decoded JSON body.
+        status: The HTTP status, when known.
+
+    Returns:
+        The error to raise; unknown codes give the base `AgentFMError`.
+    """
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return GatewayProtocolError(f"unparseable error envelope (HTTP {status})", status=status)
+    code = error.get("code") if isinstance(error.get("code"), str) else None
+    message = error.get("message") if isinstance(error.get("message"), str) else "unknown error"
+    cls = error_class_for_code(code) or AgentFMError
+    return cls(str(message), code=code, status=status)

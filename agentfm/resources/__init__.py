@@ -1,0 +1,1 @@
+"""The client namespaces: ``workers``, ``tasks`` and ``openai``."""

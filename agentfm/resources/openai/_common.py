@@ -1,0 +1,103 @@
+"""Pure helpers shared by the OpenAI-compatible resources."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agentfm._base_client import RequestSpec, resolve_timeout
+from agentfm._constants import STREAM_ERROR_PREFIX
+from agentfm._validation import is_peer_id, require_prompt, require_timeout
+from agentfm.exceptions import AgentFMRoutingWarning, GatewayProtocolError, WorkerStreamError
+
+if TYPE_CHECKING:
+    from agentfm._streaming import StreamState
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RoutingWarner:
+    """Warn once per model string that is not a peer id (the gateway then picks the worker)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def check(self, model: str) -> None:
+        """Emit `AgentFMRoutingWarning` the first time ``model`` is not a peer id."""
+        if is_peer_id(model):
+            return
+        with self._lock:
+            if model in self._seen:
+                return
+            self._seen.add(model)
+        warnings.warn(
+            f"model={model!r} is not a peer id: the gateway routes it to any worker whose "
+            "agent name or engine matches. Pin a worker with a peer id from "
+            "client.workers.list() for reproducible routing.",
+            AgentFMRoutingWarning,
+            stacklevel=4,
+        )
+
+    def reset(self) -> None:
+        """Forget which models were warned about."""
+        with self._lock:
+            self._seen.clear()
+
+
+GLOBAL_WARNER = RoutingWarner()
+
+
+def completion_spec(
+    client: Any, path: str, body: dict[str, Any], timeout: float | None
+) -> RequestSpec:
+    """A ``POST /v1/…`` request: never retried once sent, no read timeout by default."""
+    return RequestSpec(
+        "POST", path, json=body, timeout=resolve_timeout(client.timeout, timeout, "long")
+    )
+
+
+def check_common(model: object, timeout: float | None) -> tuple[str, float | None]:
+    """Validate ``model`` and ``timeout`` before sending."""
+    return require_prompt(model, name="model"), require_timeout(timeout)
+
+
+def parse_model(cls: type[M], body: Any, what: str) -> M:
+    """Validate a JSON body, turning a mismatch into `GatewayProtocolError`."""
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise GatewayProtocolError(
+            f"unexpected {what} from the gateway: {exc.error_count()} validation error(s)",
+            code="invalid_response",
+        ) from None
+
+
+def parse_chunk(cls: type[M], data: str) -> M:
+    """Validate one SSE ``data:`` payload."""
+    try:
+        return cls.model_validate_json(data)
+    except ValidationError as exc:
+        raise GatewayProtocolError(
+            f"unexpected stream event from the gateway: {exc.error_count()} validation error(s)",
+            code="invalid_response",
+        ) from None
+
+
+def check_stream_error(text: str | None, finish_reason: str | None) -> None:
+    """Raise `WorkerStreamError` for the gateway's in-band ``[stream error: …]`` chunk."""
+    if text and finish_reason == "stop":
+        stripped = text.strip()
+        if stripped.startswith(STREAM_ERROR_PREFIX) and stripped.endswith("]"):
+            raise WorkerStreamError(stripped[1:-1], code="worker_stream_failed")
+
+
+def note_ids(state: StreamState, peer_id: str | None, task_id: str | None) -> None:
+    """Remember the serving peer and task id announced by chunks."""
+    if peer_id and state.peer_id is None:
+        state.peer_id = peer_id
+    if task_id and state.task_id is None:
+        state.task_id = task_id

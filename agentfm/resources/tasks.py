@@ -1,0 +1,726 @@
+"""``client.tasks``: run, stream, submit and scatter tasks on workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+
+from agentfm._base_client import RequestSpec, resolve_timeout
+from agentfm._constants import (
+    ARTIFACT_POLL_INTERVAL,
+    DEFAULT_ARTIFACT_TIMEOUT,
+    DEFAULT_ARTIFACTS_DIR,
+)
+from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler, run_async, run_sync
+from agentfm._streaming import AsyncTaskStream, MarkerDecoder, StreamState, TaskStream
+from agentfm._validation import (
+    mint_task_id,
+    pick_peer,
+    require_non_negative_int,
+    require_peer_ids,
+    require_positive_int,
+    require_prompt,
+    require_task_id,
+    require_timeout,
+)
+from agentfm.artifacts import ArtifactManager
+from agentfm.exceptions import (
+    AgentFMError,
+    ArtifactError,
+    GatewayProtocolError,
+    InvalidRequestError,
+    NoWorkerForModelError,
+)
+from agentfm.models import (
+    AsyncTaskAck,
+    PeerID,
+    ScatterProgress,
+    ScatterResult,
+    TaskChunk,
+    TaskResult,
+    WorkerProfile,
+)
+from agentfm.resources.workers import match_workers
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from agentfm._client import AgentFMClient, AsyncAgentFMClient
+
+__all__ = ["AsyncTasks", "Tasks"]
+
+log = logging.getLogger("agentfm.tasks")
+
+Pick = Callable[[list[WorkerProfile]], list[WorkerProfile]]
+ProgressCallback = Callable[[ScatterProgress], None]
+_Fetch = Literal["ok", "absent", "no_route"]
+
+
+def _execute_spec(
+    client: Any, peer: str, prompt: str, task_id: str, timeout: float | None
+) -> RequestSpec:
+    return RequestSpec(
+        "POST",
+        "/api/execute",
+        json={"worker_id": peer, "prompt": prompt, "task_id": task_id},
+        timeout=resolve_timeout(client.timeout, timeout, "long"),
+    )
+
+
+def _async_spec(peer: str, prompt: str, webhook_url: str | None) -> RequestSpec:
+    body = {"worker_id": peer, "prompt": prompt}
+    if webhook_url:
+        body["webhook_url"] = webhook_url
+    return RequestSpec("POST", "/api/execute/async", json=body)
+
+
+def _artifact_spec(client: Any, task_id: str) -> RequestSpec:
+    return RequestSpec(
+        "GET",
+        f"/api/artifacts/{task_id}",
+        idempotent=True,
+        timeout=resolve_timeout(client.timeout, None, "long"),
+    )
+
+
+def _artifact_fetch_result(exc: AgentFMError) -> _Fetch:
+    """Classify a failed ``GET /api/artifacts/{id}``: not there yet, or no such route."""
+    if exc.code == "route_not_found" or exc.status == 405:
+        return "no_route"
+    if exc.status == 404:
+        return "absent"
+    raise exc
+
+
+def _parse_ack(body: Any) -> AsyncTaskAck:
+    try:
+        return AsyncTaskAck.model_validate(body)
+    except ValidationError:
+        raise GatewayProtocolError(
+            "unexpected /api/execute/async body", code="invalid_response"
+        ) from None
+
+
+def _check_prompts(prompts: Sequence[str]) -> None:
+    if isinstance(prompts, str):
+        raise InvalidRequestError(
+            "prompts must be a sequence of strings, not one string", code="invalid_prompts"
+        )
+    for position, prompt in enumerate(prompts):
+        require_prompt(prompt, name=f"prompts[{position}]")
+
+
+def _check_scatter(
+    prompts: Sequence[str],
+    peer_ids: Sequence[str],
+    max_concurrency: int,
+    max_retries: int,
+    timeout: float | None,
+) -> list[str]:
+    _check_prompts(prompts)
+    require_positive_int(max_concurrency, name="max_concurrency")
+    require_non_negative_int(max_retries, name="max_retries")
+    require_timeout(timeout)
+    return require_peer_ids(peer_ids)
+
+
+def _capacity(workers: Sequence[WorkerProfile]) -> dict[str, tuple[int, int]]:
+    return {w.peer_id: (w.max_tasks, w.current_tasks) for w in workers}
+
+
+def _choose_workers(
+    matches: list[WorkerProfile], model: str, max_workers: int | None, pick: Pick | None
+) -> list[str]:
+    if pick is not None:
+        matches = list(pick(matches))
+    elif max_workers is not None:
+        matches = matches[: require_positive_int(max_workers, name="max_workers")]
+    if not matches:
+        raise NoWorkerForModelError(
+            f"no live worker advertises model={model!r}", code="model_not_found"
+        )
+    return [w.peer_id for w in matches]
+
+
+def _started(exc: AgentFMError) -> AgentFMError:
+    exc.task_started = True
+    return exc
+
+
+class Tasks:
+    """Sync ``client.tasks``.
+
+    Example:
+        ```python
+        result = client.tasks.run(worker_id=peer, prompt="summarise this")
+        results = client.tasks.scatter(prompts, peer_ids=[p1, p2], max_concurrency=16)
+        ```
+    """
+
+    def __init__(self, client: AgentFMClient) -> None:
+        self._client = client
+
+    def stream(
+        self,
+        *,
+        worker_id: str | None = None,
+        prompt: str,
+        task_id: str | None = None,
+        timeout: float | None = None,
+        peer_id: str | None = None,
+    ) -> TaskStream[TaskChunk]:
+        """Stream a task's output as it is produced (the request is sent on first iteration).
+
+        Text chunks come as the worker writes them; a final ``kind="marker"`` chunk means
+        files are coming. Iteration raises `IncompleteStreamError` if the stream ends
+        without its terminal marker and `WorkerRejectedError` if the worker refused.
+
+        Args:
+            worker_id: The worker's peer id (``peer_id=`` is an alias).
+            prompt: The task prompt.
+            task_id: Task id to use (default: a fresh ``task_…`` id, see ``stream.task_id``).
+            timeout: Seconds the whole task may take.
+        """
+        peer = pick_peer(worker_id, peer_id)
+        prompt = require_prompt(prompt)
+        task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
+        timeout = require_timeout(timeout)
+        spec = _execute_spec(self._client, peer, prompt, task_id, timeout)
+        return TaskStream(
+            lambda state: self._chunks(spec, timeout, state),
+            StreamState(task_id=task_id, peer_id=peer),
+        )
+
+    def _chunks(
+        self, spec: RequestSpec, timeout: float | None, state: StreamState
+    ) -> Iterator[TaskChunk]:
+        decoder = MarkerDecoder()
+        with self._client._open_stream(spec) as response:
+            try:
+                for piece in self._client._iter_body(response, timeout):
+                    for text in decoder.feed(piece):
+                        yield TaskChunk.model_construct(text=text, kind="text")
+                for text in decoder.flush():
+                    yield TaskChunk.model_construct(text=text, kind="text")
+                decoder.raise_for_end()
+            except AgentFMError as exc:
+                raise _started(exc) from exc.__cause__
+        state.files_incoming = decoder.files_incoming
+        state.finished = True
+        if decoder.files_incoming:
+            yield TaskChunk(text="", kind="marker")
+
+    def run(
+        self,
+        *,
+        worker_id: str | None = None,
+        prompt: str,
+        artifact_timeout: float = DEFAULT_ARTIFACT_TIMEOUT,
+        task_id: str | None = None,
+        timeout: float | None = None,
+        peer_id: str | None = None,
+    ) -> TaskResult:
+        """Run a task to completion and collect its files.
+
+        Artifacts are fetched only when the worker announced them, and extracted into
+        ``<artifacts_dir>/<task_id>/``.
+
+        Raises:
+            IncompleteStreamError: The task stream ended before the task finished.
+            WorkerRejectedError: The worker refused the task.
+            ArtifactError: The files were announced but unsafe/corrupt; ``exc.result`` keeps
+                the text.
+        """
+        started = time.monotonic()
+        artifact_timeout = (
+            require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
+        )
+        stream = self.stream(
+            worker_id=worker_id, peer_id=peer_id, prompt=prompt, task_id=task_id, timeout=timeout
+        )
+        with stream:
+            text = "".join(chunk.text for chunk in stream)
+        result = TaskResult(
+            worker_id=PeerID(stream.peer_id),
+            text=text,
+            task_id=stream.task_id,
+            files_incoming=stream.files_incoming,
+        )
+        if stream.files_incoming:
+            try:
+                result.artifacts = self.collect_artifacts(stream.task_id, timeout=artifact_timeout)
+            except ArtifactError as exc:
+                exc.result = result
+                raise _started(exc) from None
+        result.duration_seconds = time.monotonic() - started
+        return result
+
+    def collect_artifacts(
+        self, task_id: str, *, timeout: float = DEFAULT_ARTIFACT_TIMEOUT
+    ) -> list[Path]:
+        """Fetch and extract the files of a finished task (empty if none arrive in time).
+
+        Looks for ``<artifacts_dir>/<task_id>.zip`` (a filesystem shared with the gateway)
+        and asks ``GET /api/artifacts/{task_id}``, whichever answers first.
+        """
+        task_id = require_task_id(task_id)
+        client = self._client
+        manager = client.artifacts or ArtifactManager(DEFAULT_ARTIFACTS_DIR, DEFAULT_ARTIFACTS_DIR)
+        deadline = time.monotonic() + timeout
+        while True:
+            if client.artifacts is not None and manager.task_zip(task_id).is_file():
+                return self._extract(manager, manager.task_zip(task_id), task_id)
+            if not client._artifact_route_missing:
+                download = manager.extract_dir / f".{task_id}.zip.download"
+                fetched = self._download(task_id, download)
+                if fetched == "ok":
+                    return self._extract(manager, download, task_id)
+                if fetched == "no_route":
+                    client._artifact_route_missing = True
+            if client.artifacts is None and client._artifact_route_missing:
+                log.warning(
+                    "task %s produced files but this gateway has no artifact route; pass "
+                    "artifacts_dir= pointing at the gateway's agentfm_artifacts folder",
+                    task_id,
+                )
+                return []
+            if time.monotonic() >= deadline:
+                log.warning("files of task %s did not arrive within %ss", task_id, timeout)
+                return []
+            time.sleep(ARTIFACT_POLL_INTERVAL)
+
+    @staticmethod
+    def _extract(manager: ArtifactManager, zip_path: Path, task_id: str) -> list[Path]:
+        try:
+            return manager.extract(zip_path, task_id)
+        finally:
+            manager.cleanup(zip_path)
+
+    def _download(self, task_id: str, target: Path) -> _Fetch:
+        try:
+            with self._client._open_stream(_artifact_spec(self._client, task_id)) as response:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as sink:
+                    for piece in self._client._iter_body(response, None):
+                        sink.write(piece)
+        except AgentFMError as exc:
+            target.unlink(missing_ok=True)
+            return _artifact_fetch_result(exc)
+        return "ok"
+
+    def submit_async(
+        self,
+        *,
+        worker_id: str | None = None,
+        prompt: str,
+        webhook_url: str | None = None,
+        peer_id: str | None = None,
+    ) -> AsyncTaskAck:
+        """Queue a task; the gateway POSTs ``webhook_url`` when done. Never retried once sent."""
+        peer = pick_peer(worker_id, peer_id)
+        body = self._client._request_json(_async_spec(peer, require_prompt(prompt), webhook_url))
+        return _parse_ack(body)
+
+    def scatter(
+        self,
+        prompts: Sequence[str],
+        *,
+        peer_ids: Sequence[str],
+        max_concurrency: int = 8,
+        max_retries: int = 2,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[ScatterResult]:
+        """Run every prompt on the given peers; one result per prompt, in input order.
+
+        Args:
+            prompts: The prompts.
+            peer_ids: Candidate workers; a failed prompt moves to a peer it has not tried.
+            max_concurrency: Tasks in flight at once.
+            max_retries: Extra attempts per prompt.
+            timeout: Seconds one attempt may take.
+            on_progress: Called with a `ScatterProgress` after every attempt.
+        """
+        results: list[ScatterResult | None] = [None] * len(prompts)
+        for result in self.scatter_iter(
+            prompts,
+            peer_ids=peer_ids,
+            max_concurrency=max_concurrency,
+            max_retries=max_retries,
+            timeout=timeout,
+            on_progress=on_progress,
+        ):
+            results[result.index] = result
+        return [r for r in results if r is not None]
+
+    def scatter_iter(
+        self,
+        prompts: Sequence[str],
+        *,
+        peer_ids: Sequence[str],
+        max_concurrency: int = 8,
+        max_retries: int = 2,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Iterator[ScatterResult]:
+        """Like `scatter`, but yield each result as soon as it is final (completion order)."""
+        peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
+        return self._scatter_iter(
+            prompts, peers, max_concurrency, max_retries, timeout, on_progress
+        )
+
+    def _scatter_iter(
+        self,
+        prompts: Sequence[str],
+        peers: list[str],
+        max_concurrency: int,
+        max_retries: int,
+        timeout: float | None,
+        on_progress: ProgressCallback | None,
+    ) -> Iterator[ScatterResult]:
+        if not prompts:
+            return
+        try:
+            capacity = _capacity(self._client.workers._fetch())
+        except AgentFMError as exc:
+            log.debug("scatter without telemetry: %s", exc)
+            capacity = {}
+        scheduler = ScatterScheduler(
+            prompts,
+            peers,
+            max_concurrency=max_concurrency,
+            max_retries=max_retries,
+            capacity=capacity,
+        )
+        yield from run_sync(scheduler, lambda d: self._attempt(d, timeout), on_progress)
+
+    def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
+        started = time.monotonic()
+        if dispatch.delay:
+            time.sleep(dispatch.delay)
+        task_id = mint_task_id()
+        try:
+            result = self.run(
+                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
+            )
+        except AgentFMError as exc:
+            partial = getattr(exc, "result", None)
+            text = partial.text if isinstance(partial, TaskResult) else ""
+            return AttemptOutcome(
+                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+            )
+        except Exception as exc:  # a bug must not lose the item: report it as its failure
+            log.exception("scatter attempt failed unexpectedly")
+            return AttemptOutcome(
+                task_id=task_id,
+                error=AgentFMError(f"unexpected error: {exc!r}"),
+                duration=time.monotonic() - started,
+            )
+        return AttemptOutcome(
+            text=result.text,
+            artifacts=result.artifacts,
+            task_id=task_id,
+            duration=time.monotonic() - started,
+        )
+
+    def scatter_by_model(
+        self,
+        prompts: Sequence[str],
+        *,
+        model: str,
+        max_workers: int | None = None,
+        pick: Pick | None = None,
+        wait_for_workers: int = 0,
+        poll_timeout: float = 15.0,
+        **scatter_opts: Any,
+    ) -> list[ScatterResult]:
+        """Scatter over the workers that match ``model`` (peer id, agent name or engine).
+
+        Raises:
+            NoWorkerForModelError: No live worker matches (a `ModelNotFoundError` and a
+                `WorkerNotFoundError`).
+        """
+        model = require_prompt(model, name="model")
+        require_non_negative_int(wait_for_workers, name="wait_for_workers")
+        _check_prompts(prompts)
+        deadline = time.monotonic() + poll_timeout
+        while True:
+            matches = match_workers(self._client.workers._fetch(), model)
+            if len(matches) >= wait_for_workers or time.monotonic() >= deadline:
+                break
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        peers = _choose_workers(matches, model, max_workers, pick)
+        return self.scatter(prompts, peer_ids=peers, **scatter_opts)
+
+
+class AsyncTasks:
+    """Async ``client.tasks``: the methods of `Tasks`, awaited.
+
+    ``stream`` and ``scatter_iter`` are not coroutines: use them with ``async for``.
+    """
+
+    def __init__(self, client: AsyncAgentFMClient) -> None:
+        self._client = client
+
+    def stream(
+        self,
+        *,
+        worker_id: str | None = None,
+        prompt: str,
+        task_id: str | None = None,
+        timeout: float | None = None,
+        peer_id: str | None = None,
+    ) -> AsyncTaskStream[TaskChunk]:
+        """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``."""
+        peer = pick_peer(worker_id, peer_id)
+        prompt = require_prompt(prompt)
+        task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
+        timeout = require_timeout(timeout)
+        spec = _execute_spec(self._client, peer, prompt, task_id, timeout)
+        return AsyncTaskStream(
+            lambda state: self._chunks(spec, timeout, state),
+            StreamState(task_id=task_id, peer_id=peer),
+        )
+
+    async def _chunks(
+        self, spec: RequestSpec, timeout: float | None, state: StreamState
+    ) -> AsyncIterator[TaskChunk]:
+        decoder = MarkerDecoder()
+        async with self._client._open_stream(spec) as response:
+            try:
+                async for piece in self._client._iter_body(response, timeout):
+                    for text in decoder.feed(piece):
+                        yield TaskChunk.model_construct(text=text, kind="text")
+                for text in decoder.flush():
+                    yield TaskChunk.model_construct(text=text, kind="text")
+                decoder.raise_for_end()
+            except AgentFMError as exc:
+                raise _started(exc) from exc.__cause__
+        state.files_incoming = decoder.files_incoming
+        state.finished = True
+        if decoder.files_incoming:
+            yield TaskChunk(text="", kind="marker")
+
+    async def run(
+        self,
+        *,
+        worker_id: str | None = None,
+        prompt: str,
+        artifact_timeout: float = DEFAULT_ARTIFACT_TIMEOUT,
+        task_id: str | None = None,
+        timeout: float | None = None,
+        peer_id: str | None = None,
+    ) -> TaskResult:
+        """Run a task to completion and collect its files (see `Tasks.run`)."""
+        started = time.monotonic()
+        artifact_timeout = (
+            require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
+        )
+        stream = self.stream(
+            worker_id=worker_id, peer_id=peer_id, prompt=prompt, task_id=task_id, timeout=timeout
+        )
+        async with stream:
+            text = "".join([chunk.text async for chunk in stream])
+        result = TaskResult(
+            worker_id=PeerID(stream.peer_id),
+            text=text,
+            task_id=stream.task_id,
+            files_incoming=stream.files_incoming,
+        )
+        if stream.files_incoming:
+            try:
+                result.artifacts = await self.collect_artifacts(
+                    stream.task_id, timeout=artifact_timeout
+                )
+            except ArtifactError as exc:
+                exc.result = result
+                raise _started(exc) from None
+        result.duration_seconds = time.monotonic() - started
+        return result
+
+    async def collect_artifacts(
+        self, task_id: str, *, timeout: float = DEFAULT_ARTIFACT_TIMEOUT
+    ) -> list[Path]:
+        """Fetch and extract the files of a finished task (see `Tasks.collect_artifacts`)."""
+        task_id = require_task_id(task_id)
+        client = self._client
+        manager = client.artifacts or ArtifactManager(DEFAULT_ARTIFACTS_DIR, DEFAULT_ARTIFACTS_DIR)
+        deadline = time.monotonic() + timeout
+        while True:
+            if client.artifacts is not None and manager.task_zip(task_id).is_file():
+                return await self._extract(manager, manager.task_zip(task_id), task_id)
+            if not client._artifact_route_missing:
+                download = manager.extract_dir / f".{task_id}.zip.download"
+                fetched = await self._download(task_id, download)
+                if fetched == "ok":
+                    return await self._extract(manager, download, task_id)
+                if fetched == "no_route":
+                    client._artifact_route_missing = True
+            if client.artifacts is None and client._artifact_route_missing:
+                log.warning(
+                    "task %s produced files but this gateway has no artifact route; pass "
+                    "artifacts_dir= pointing at the gateway's agentfm_artifacts folder",
+                    task_id,
+                )
+                return []
+            if time.monotonic() >= deadline:
+                log.warning("files of task %s did not arrive within %ss", task_id, timeout)
+                return []
+            await asyncio.sleep(ARTIFACT_POLL_INTERVAL)
+
+    @staticmethod
+    async def _extract(manager: ArtifactManager, zip_path: Path, task_id: str) -> list[Path]:
+        try:
+            return await asyncio.to_thread(manager.extract, zip_path, task_id)
+        finally:
+            manager.cleanup(zip_path)
+
+    async def _download(self, task_id: str, target: Path) -> _Fetch:
+        try:
+            async with self._client._open_stream(_artifact_spec(self._client, task_id)) as response:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as sink:  # noqa: ASYNC230 - local disk, small writes
+                    async for piece in self._client._iter_body(response, None):
+                        sink.write(piece)
+        except AgentFMError as exc:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+            return _artifact_fetch_result(exc)
+        return "ok"
+
+    async def submit_async(
+        self,
+        *,
+        worker_id: str | None = None,
+        prompt: str,
+        webhook_url: str | None = None,
+        peer_id: str | None = None,
+    ) -> AsyncTaskAck:
+        """Queue a task; the gateway POSTs ``webhook_url`` when done. Never retried once sent."""
+        peer = pick_peer(worker_id, peer_id)
+        body = await self._client._request_json(
+            _async_spec(peer, require_prompt(prompt), webhook_url)
+        )
+        return _parse_ack(body)
+
+    async def scatter(
+        self,
+        prompts: Sequence[str],
+        *,
+        peer_ids: Sequence[str],
+        max_concurrency: int = 8,
+        max_retries: int = 2,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[ScatterResult]:
+        """Run every prompt on the given peers; one result per prompt, in input order."""
+        results: list[ScatterResult | None] = [None] * len(prompts)
+        async for result in self.scatter_iter(
+            prompts,
+            peer_ids=peer_ids,
+            max_concurrency=max_concurrency,
+            max_retries=max_retries,
+            timeout=timeout,
+            on_progress=on_progress,
+        ):
+            results[result.index] = result
+        return [r for r in results if r is not None]
+
+    def scatter_iter(
+        self,
+        prompts: Sequence[str],
+        *,
+        peer_ids: Sequence[str],
+        max_concurrency: int = 8,
+        max_retries: int = 2,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncIterator[ScatterResult]:
+        """Yield each result as soon as it is final (``async for r in ...scatter_iter(...)``)."""
+        peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
+        return self._scatter_iter(
+            prompts, peers, max_concurrency, max_retries, timeout, on_progress
+        )
+
+    async def _scatter_iter(
+        self,
+        prompts: Sequence[str],
+        peers: list[str],
+        max_concurrency: int,
+        max_retries: int,
+        timeout: float | None,
+        on_progress: ProgressCallback | None,
+    ) -> AsyncIterator[ScatterResult]:
+        if not prompts:
+            return
+        try:
+            capacity = _capacity(await self._client.workers._fetch())
+        except AgentFMError as exc:
+            log.debug("scatter without telemetry: %s", exc)
+            capacity = {}
+        scheduler = ScatterScheduler(
+            prompts,
+            peers,
+            max_concurrency=max_concurrency,
+            max_retries=max_retries,
+            capacity=capacity,
+        )
+        async for result in run_async(scheduler, lambda d: self._attempt(d, timeout), on_progress):
+            yield result
+
+    async def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
+        started = time.monotonic()
+        if dispatch.delay:
+            await asyncio.sleep(dispatch.delay)
+        task_id = mint_task_id()
+        try:
+            result = await self.run(
+                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
+            )
+        except AgentFMError as exc:
+            partial = getattr(exc, "result", None)
+            text = partial.text if isinstance(partial, TaskResult) else ""
+            return AttemptOutcome(
+                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+            )
+        except Exception as exc:  # a bug must not lose the item: report it as its failure
+            log.exception("scatter attempt failed unexpectedly")
+            return AttemptOutcome(
+                task_id=task_id,
+                error=AgentFMError(f"unexpected error: {exc!r}"),
+                duration=time.monotonic() - started,
+            )
+        return AttemptOutcome(
+            text=result.text,
+            artifacts=result.artifacts,
+            task_id=task_id,
+            duration=time.monotonic() - started,
+        )
+
+    async def scatter_by_model(
+        self,
+        prompts: Sequence[str],
+        *,
+        model: str,
+        max_workers: int | None = None,
+        pick: Pick | None = None,
+        wait_for_workers: int = 0,
+        poll_timeout: float = 15.0,
+        **scatter_opts: Any,
+    ) -> list[ScatterResult]:
+        """Scatter over the workers that match ``model`` (see `Tasks.scatter_by_model`)."""
+        model = require_prompt(model, name="model")
+        require_non_negative_int(wait_for_workers, name="wait_for_workers")
+        _check_prompts(prompts)
+        deadline = time.monotonic() + poll_timeout
+        while True:
+            matches = match_workers(await self._client.workers._fetch(), model)
+            if len(matches) >= wait_for_workers or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        peers = _choose_workers(matches, model, max_workers, pick)
+        return await self.scatter(prompts, peer_ids=peers, **scatter_opts)

@@ -1,0 +1,214 @@
+"""``client.workers``: discover workers from the gateway's telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from agentfm._base_client import RequestSpec
+from agentfm._validation import require_peer_id
+from agentfm.exceptions import GatewayProtocolError, InvalidRequestError, WorkerNotFoundError
+from agentfm.models import WorkerProfile, WorkersResponse
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Sequence
+
+    from agentfm._client import AgentFMClient, AsyncAgentFMClient
+
+__all__ = ["AsyncWorkers", "Workers", "filter_workers", "match_workers"]
+
+
+def _list_spec(include_offline: bool) -> RequestSpec:
+    params = {"include_offline": "true"} if include_offline else None
+    return RequestSpec("GET", "/api/workers", params=params, idempotent=True)
+
+
+def parse_workers(body: Any) -> list[WorkerProfile]:
+    """Validate an ``/api/workers`` body."""
+    try:
+        return WorkersResponse.model_validate(body).agents
+    except ValidationError as exc:
+        raise GatewayProtocolError(
+            f"unexpected /api/workers body: {exc.error_count()} validation error(s)",
+            code="invalid_response",
+        ) from None
+
+
+def filter_workers(
+    workers: Sequence[WorkerProfile],
+    *,
+    model: str | None = None,
+    agent_name: str | None = None,
+    author: str | None = None,
+    available_only: bool = False,
+) -> list[WorkerProfile]:
+    """Keep the workers matching every given filter (names compared case-insensitively)."""
+    kept: list[WorkerProfile] = []
+    for worker in workers:
+        if model is not None and worker.engine.casefold() != model.casefold():
+            continue
+        if agent_name is not None and worker.name.casefold() != agent_name.casefold():
+            continue
+        if author is not None and worker.author.casefold() != author.casefold():
+            continue
+        if available_only and not worker.is_available:
+            continue
+        kept.append(worker)
+    return kept
+
+
+def match_workers(
+    workers: Sequence[WorkerProfile], model: str, *, available_only: bool = False
+) -> list[WorkerProfile]:
+    """The gateway's three-tier model matcher, least-loaded first.
+
+    Tier 1: ``peer_id`` equals ``model`` exactly; tier 2: agent name equals it
+    case-insensitively; tier 3: engine equals it case-insensitively. Each worker lands in
+    its first matching tier and only the first non-empty tier is used.
+    """
+    wanted = model.strip()
+    folded = wanted.casefold()
+    tiers: list[list[WorkerProfile]] = [[], [], []]
+    for worker in workers:
+        if not worker.online or not worker.dispatch_allowed:
+            continue
+        if worker.peer_id == wanted:
+            tiers[0].append(worker)
+        elif worker.name.casefold() == folded:
+            tiers[1].append(worker)
+        elif worker.engine.casefold() == folded:
+            tiers[2].append(worker)
+    chosen = next((tier for tier in tiers if tier), [])
+    if available_only:
+        chosen = [w for w in chosen if w.max_tasks <= 0 or w.current_tasks < w.max_tasks]
+    return sorted(chosen, key=lambda w: (w.load_ratio, w.cpu_usage_pct))
+
+
+def _check_poll(wait_for_workers: int, poll_timeout: float, poll_interval: float) -> None:
+    if wait_for_workers < 0:
+        raise InvalidRequestError("wait_for_workers must be >= 0", code="invalid_wait_for_workers")
+    if poll_timeout < 0 or poll_interval <= 0:
+        raise InvalidRequestError(
+            "poll_timeout must be >= 0 and poll_interval > 0", code="invalid_poll"
+        )
+
+
+class Workers:
+    """Sync ``client.workers``.
+
+    Example:
+        ```python
+        echo = client.workers.match("echo", available_only=True)[0]
+        ```
+    """
+
+    def __init__(self, client: AgentFMClient) -> None:
+        self._client = client
+
+    def _fetch(self, include_offline: bool = False) -> builtins.list[WorkerProfile]:
+        return parse_workers(self._client._request_json(_list_spec(include_offline)))
+
+    def list(
+        self,
+        *,
+        model: str | None = None,
+        agent_name: str | None = None,
+        author: str | None = None,
+        available_only: bool = False,
+        wait_for_workers: int = 0,
+        poll_timeout: float = 15.0,
+        poll_interval: float = 1.0,
+        include_offline: bool = False,
+    ) -> builtins.list[WorkerProfile]:
+        """List workers, optionally waiting until at least ``wait_for_workers`` match.
+
+        Returns whatever matched at the ``poll_timeout`` deadline (possibly fewer).
+        """
+        _check_poll(wait_for_workers, poll_timeout, poll_interval)
+        deadline = time.monotonic() + poll_timeout
+        while True:
+            kept = filter_workers(
+                self._fetch(include_offline),
+                model=model,
+                agent_name=agent_name,
+                author=author,
+                available_only=available_only,
+            )
+            if len(kept) >= wait_for_workers or time.monotonic() >= deadline:
+                return kept
+            time.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
+
+    def get(self, peer_id: str) -> WorkerProfile:
+        """Return one worker by peer id.
+
+        Raises:
+            WorkerNotFoundError: The peer is not in the gateway's telemetry.
+        """
+        peer_id = require_peer_id(peer_id)
+        for worker in self._fetch():
+            if worker.peer_id == peer_id:
+                return worker
+        raise WorkerNotFoundError(
+            f"peer {peer_id!r} not in current telemetry", code="worker_not_found"
+        )
+
+    def match(self, model: str, *, available_only: bool = False) -> builtins.list[WorkerProfile]:
+        """Workers the gateway would route ``model`` to (peer id, agent name or engine)."""
+        return match_workers(self._fetch(), model, available_only=available_only)
+
+
+class AsyncWorkers:
+    """Async ``client.workers`` (same methods as `Workers`, awaited)."""
+
+    def __init__(self, client: AsyncAgentFMClient) -> None:
+        self._client = client
+
+    async def _fetch(self, include_offline: bool = False) -> builtins.list[WorkerProfile]:
+        return parse_workers(await self._client._request_json(_list_spec(include_offline)))
+
+    async def list(
+        self,
+        *,
+        model: str | None = None,
+        agent_name: str | None = None,
+        author: str | None = None,
+        available_only: bool = False,
+        wait_for_workers: int = 0,
+        poll_timeout: float = 15.0,
+        poll_interval: float = 1.0,
+        include_offline: bool = False,
+    ) -> builtins.list[WorkerProfile]:
+        """List workers, optionally waiting until at least ``wait_for_workers`` match."""
+        _check_poll(wait_for_workers, poll_timeout, poll_interval)
+        deadline = time.monotonic() + poll_timeout
+        while True:
+            kept = filter_workers(
+                await self._fetch(include_offline),
+                model=model,
+                agent_name=agent_name,
+                author=author,
+                available_only=available_only,
+            )
+            if len(kept) >= wait_for_workers or time.monotonic() >= deadline:
+                return kept
+            await asyncio.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
+
+    async def get(self, peer_id: str) -> WorkerProfile:
+        """Return one worker by peer id (`WorkerNotFoundError` if absent)."""
+        peer_id = require_peer_id(peer_id)
+        for worker in await self._fetch():
+            if worker.peer_id == peer_id:
+                return worker
+        raise WorkerNotFoundError(
+            f"peer {peer_id!r} not in current telemetry", code="worker_not_found"
+        )
+
+    async def match(
+        self, model: str, *, available_only: bool = False
+    ) -> builtins.list[WorkerProfile]:
+        """Workers the gateway would route ``model`` to (peer id, agent name or engine)."""
+        return match_workers(await self._fetch(), model, available_only=available_only)

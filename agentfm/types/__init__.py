@@ -1,0 +1,1 @@
+"""Wire models of the OpenAI-compatible routes (`agentfm.types.openai`)."""
