@@ -21,6 +21,7 @@ import tenacity
 from agentfm._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
+    MAX_REQUEST_BODY,
     RETRY_AFTER_MAX,
     RETRY_BACKOFF_BASE,
     RETRY_BACKOFF_MAX,
@@ -93,6 +94,14 @@ class RequestSpec:
         content: bytes | None = None
         if self.json is not None:
             content = json.dumps(self.json, ensure_ascii=False).encode("utf-8")
+            if len(content) > MAX_REQUEST_BODY:
+                # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
+                # after the whole upload; refusing here says why, and sends nothing.
+                raise InvalidRequestError(
+                    f"request body is {len(content)} bytes; the gateway accepts at most "
+                    f"{MAX_REQUEST_BODY} (shorten the prompt)",
+                    code="request_too_large",
+                )
             headers["Content-Type"] = "application/json"
         extensions: dict[str, Any] = {}
         if self.timeout is not None:

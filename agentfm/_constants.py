@@ -53,3 +53,5 @@ DEFAULT_ARTIFACTS_DIR = "agentfm_artifacts"
 DEFAULT_MAX_EXTRACT_BYTES = 1024 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_MEMBERS = 10_000
+MAX_REQUEST_BODY = 1024 * 1024
+"""The gateway reads JSON request bodies through this limit and truncates the rest."""

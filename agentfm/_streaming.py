@@ -40,6 +40,9 @@ T = TypeVar("T")
 
 _MARKERS = (ARTIFACT_INCOMING, ARTIFACT_NONE)
 _LINE_HEAD = 200
+# A held line longer than this is output, not a marker: the worker writes its marker bare,
+# and holding (and rescanning) an ever-growing blank line would cost quadratic time.
+_MARKER_LINE_MAX = 256
 
 
 def _could_be_marker(partial: str) -> bool:
@@ -83,7 +86,7 @@ class MarkerDecoder:
         self._line_head = ""
         self._held_blank: str | None = None
         self._held_marker: str | None = None
-        self._after_marker = ""
+        self._after_marker: list[str] = []
         self._last_line = ""
         self.marker: str | None = None
         """The terminal marker, once `flush` found one."""
@@ -113,7 +116,7 @@ class MarkerDecoder:
         if self._held_marker is not None:
             self.marker = _marker_of(self._held_marker)
             self._held_marker = None
-            self._after_marker = ""
+            self._after_marker = []
             return out
         if self._line and not self._line_plain and _marker_of(self._line) is not None:
             self.marker = _marker_of(self._line)
@@ -188,8 +191,8 @@ class MarkerDecoder:
             self._held_blank = None
 
     def _release_marker(self, out: list[str]) -> None:
-        held, trailing = self._held_marker, self._after_marker
-        self._held_marker, self._after_marker = None, ""
+        held, trailing = self._held_marker, "".join(self._after_marker)
+        self._held_marker, self._after_marker = None, []
         self._release_blank(out)
         assert held is not None
         out.append(held)
@@ -199,7 +202,7 @@ class MarkerDecoder:
     def _partial(self, piece: str, out: list[str]) -> None:
         if self._held_marker is not None:
             if not piece.strip():
-                self._after_marker += piece
+                self._after_marker.append(piece)
                 return
             self._release_marker(out)
         if self._line_plain:
@@ -208,7 +211,7 @@ class MarkerDecoder:
                 self._line_head += piece[:_LINE_HEAD]
             return
         self._line += piece
-        if not _could_be_marker(self._line):
+        if len(self._line) > _MARKER_LINE_MAX or not _could_be_marker(self._line):
             self._release_blank(out)
             out.append(self._line)
             self._line_head = self._line[:_LINE_HEAD]
@@ -218,7 +221,7 @@ class MarkerDecoder:
     def _complete(self, line: str, out: list[str]) -> None:
         if self._held_marker is not None:
             if not line.strip():
-                self._after_marker += line
+                self._after_marker.append(line)
                 return
             self._release_marker(out)
         if self._line_plain:
