@@ -16,7 +16,7 @@ from agentfm._client import DEFAULT_GATEWAY, AgentFMClient, AsyncAgentFMClient
 from agentfm._streaming import AsyncStream, Stream
 from agentfm._validation import is_peer_id
 from agentfm._version import __version__
-from agentfm.artifacts import ArtifactManager
+from agentfm.artifacts import ArtifactManager, FileRef, describe_files
 from agentfm.crypto import SwarmKey
 from agentfm.exceptions import (
     AgentFMError,
@@ -70,6 +70,7 @@ __all__ = [
     "AsyncTaskAck",
     "AuthenticationError",
     "DispatchRefusedError",
+    "FileRef",
     "GatewayConnectionError",
     "GatewayInternalError",
     "GatewayProtocolError",
@@ -98,6 +99,7 @@ __all__ = [
     "WorkerStreamError",
     "WorkerUnreachableError",
     "__version__",
+    "describe_files",
     "flatten_messages",
     "is_peer_id",
     "verify_signature",

@@ -91,6 +91,7 @@ class _BaseClient:
         api_key: str | _Unset | None = _UNSET,
         max_connections: int | None = None,
         default_headers: Mapping[str, str] | None = None,
+        routing_warning: bool = True,
     ) -> None:
         url = gateway_url or os.environ.get(ENV_GATEWAY_URL) or DEFAULT_GATEWAY
         if not url.startswith(("http://", "https://")):
@@ -117,6 +118,7 @@ class _BaseClient:
         self.timeout: httpx.Timeout = default_timeout(timeout)
         self.max_connections = max_connections
         self.default_headers: dict[str, str] = dict(default_headers or {})
+        self.routing_warning: bool = bool(routing_warning)
         self.artifacts_dir: Path | None = (
             Path(artifacts_dir).expanduser().resolve() if artifacts_dir is not None else None
         )
@@ -174,6 +176,7 @@ class _BaseClient:
             "api_key": self._api_key,
             "max_connections": self.max_connections,
             "default_headers": self.default_headers,
+            "routing_warning": self.routing_warning,
         }
         for key, value in overrides.items():
             if key not in merged:
@@ -222,6 +225,9 @@ class AgentFMClient(_BaseClient):
         api_key: Bearer key; omitted → env ``AGENTFM_API_KEY``; None → no auth.
         max_connections: Upper bound on open connections (default: unbounded).
         default_headers: Extra headers sent with every request.
+        routing_warning: Warn (`AgentFMRoutingWarning`, once per model) when an
+            OpenAI-compatible call names a model that is not a peer id; False for code that
+            routes by agent or engine name on purpose.
 
     Example:
         ```python
@@ -241,6 +247,7 @@ class AgentFMClient(_BaseClient):
         api_key: str | _Unset | None = _UNSET,
         max_connections: int | None = None,
         default_headers: Mapping[str, str] | None = None,
+        routing_warning: bool = True,
         _shared: _SharedHttp | None = None,
     ) -> None:
         super().__init__(
@@ -251,6 +258,7 @@ class AgentFMClient(_BaseClient):
             api_key=api_key,
             max_connections=max_connections,
             default_headers=default_headers,
+            routing_warning=routing_warning,
         )
         if _shared is None:
             _shared = _SharedHttp(
@@ -401,6 +409,7 @@ class AsyncAgentFMClient(_BaseClient):
         api_key: str | _Unset | None = _UNSET,
         max_connections: int | None = None,
         default_headers: Mapping[str, str] | None = None,
+        routing_warning: bool = True,
         _shared: _SharedHttp | None = None,
     ) -> None:
         super().__init__(
@@ -411,6 +420,7 @@ class AsyncAgentFMClient(_BaseClient):
             api_key=api_key,
             max_connections=max_connections,
             default_headers=default_headers,
+            routing_warning=routing_warning,
         )
         if _shared is None:
             _shared = _SharedHttp(

@@ -10,7 +10,9 @@ failed extraction leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import mimetypes
 import os
 import shutil
 import stat
@@ -18,6 +20,7 @@ import time
 import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, TypedDict
 
 from agentfm._constants import (
     ARTIFACT_POLL_INTERVAL,
@@ -28,11 +31,79 @@ from agentfm._constants import (
 )
 from agentfm.exceptions import ArtifactError
 
-__all__ = ["DEFAULT_MAX_EXTRACT_BYTES", "ArtifactManager", "safe_extract"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "DEFAULT_MAX_EXTRACT_BYTES",
+    "ArtifactManager",
+    "FileRef",
+    "describe_files",
+    "safe_extract",
+]
 
 log = logging.getLogger("agentfm.artifacts")
 
 _COPY_CHUNK = 64 * 1024
+_HASH_CHUNK = 64 * 1024
+
+
+class FileRef(TypedDict):
+    """A produced file described by reference, never by content.
+
+    A plain mapping, so it can go straight into JSON metadata (LangChain's
+    ``response_metadata``, LlamaIndex's ``raw``).
+
+    Example:
+        ```python
+        {"path": "/tmp/a/task_1/answer.md", "mime_type": "text/markdown",
+         "size": 1234, "sha256": "9f86d0..."}
+        ```
+    """
+
+    path: str
+    mime_type: str
+    size: int
+    sha256: str
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_HASH_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_files(paths: Iterable[str | Path]) -> list[FileRef]:
+    """Describe extracted files by path, mime type, size and sha256.
+
+    Paths that are not regular files (directories, files removed since) are skipped; the
+    order of ``paths`` is kept. The mime type is guessed from the name
+    (``application/octet-stream`` when unknown).
+
+    Example:
+        ```python
+        result = client.tasks.run(worker_id=peer, prompt="write a report")
+        for ref in describe_files(result.artifacts):
+            print(ref["path"], ref["mime_type"], ref["size"], ref["sha256"])
+        ```
+    """
+    refs: list[FileRef] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            continue
+        mime, _ = mimetypes.guess_type(path.name)
+        refs.append(
+            FileRef(
+                path=str(path),
+                mime_type=mime or "application/octet-stream",
+                size=path.stat().st_size,
+                sha256=_sha256(path),
+            )
+        )
+    return refs
 
 
 def _member_path(name: str) -> PurePosixPath:

@@ -1,10 +1,11 @@
 """Scatter jobs behind ``batch``: submit once, then let core run one LLM run per input.
 
-A batch override submits one scatter for every input and tags each input's config with
-the job id and the item's index (``metadata``). It then delegates to core's ``batch``, so
-callbacks, tracing, ``return_exceptions``, ``max_concurrency``, caching and retries behave
-exactly as for any chat model; ``_generate`` recognises a tagged run and waits for its
-item instead of sending a request of its own.
+A batch override submits one SDK scatter for every input (the scatter itself moves a failed
+item to an untried peer) and tags each input's config with the job id and the item's index
+(``metadata``). It then delegates to core's ``batch``, so callbacks, tracing,
+``return_exceptions``, ``max_concurrency``, caching and retries behave exactly as for any
+chat model; ``_generate`` recognises a tagged run and waits for its item instead of sending
+a request of its own.
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import agentfm
-from agentfm_integrations.langchain._mesh import (
-    ascatter_failover,
-    mesh_capacity,
-    require_peers,
-    scatter_failover,
-)
+from agentfm_integrations._routing import mesh_capacity, require_peers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -116,17 +112,16 @@ class ScatterJob:
         def drive() -> None:
             try:
                 workers = client.workers.match(model)
-                peers = require_peers(model, workers)
-                for result in scatter_failover(
-                    client,
+                for result in client.tasks.scatter_iter(
                     self.prompts,
-                    peers=peers,
+                    peer_ids=require_peers(model, workers),
                     max_concurrency=max_concurrency or mesh_capacity(workers),
                     max_retries=max_retries,
                     timeout=timeout,
-                    cancelled=lambda: self.cancelled,
                 ):
                     self.deliver(result)
+                    if self.cancelled:
+                        break  # the abandoned iterator cancels the attempts still running
             except BaseException as exc:  # every waiting item must learn about it
                 self.fail_pending(exc)
             finally:
@@ -150,11 +145,9 @@ class ScatterJob:
         async def drive() -> None:
             try:
                 workers = await client.workers.match(model)
-                peers = require_peers(model, workers)
-                async for result in ascatter_failover(
-                    client,
+                async for result in client.tasks.scatter_iter(
                     self.prompts,
-                    peers=peers,
+                    peer_ids=require_peers(model, workers),
                     max_concurrency=max_concurrency or mesh_capacity(workers),
                     max_retries=max_retries,
                     timeout=timeout,

@@ -6,12 +6,9 @@ from both their sync and async paths, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import mimetypes
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.exceptions import (
     ModelAPIError,
@@ -37,9 +34,11 @@ from langchain_core.messages import (
 import agentfm
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from langchain_core.messages.ai import UsageMetadata
+
+    from agentfm import FileRef
 
 PROVIDER = "agentfm"
 """Value of `ls_provider` and `response_metadata["model_provider"]`."""
@@ -49,15 +48,6 @@ TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 _CHARS_PER_TOKEN = 4
 """Rough English average; only used when the gateway reports no usage."""
-
-
-class FileRef(TypedDict):
-    """A reference to one file an agent produced (never its bytes)."""
-
-    path: str
-    mime_type: str
-    size: int
-    sha256: str
 
 
 # --------------------------------------------------------------------------------------
@@ -238,30 +228,6 @@ def response_metadata(
         "task_id": task_id,
         PROVIDER: extra,
     }
-
-
-# --------------------------------------------------------------------------------------
-# files
-
-
-def file_ref(path: Path) -> FileRef:
-    """Describe one produced file by reference: path, mime type, size and sha256."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(block)
-    mime, _ = mimetypes.guess_type(path.name)
-    return FileRef(
-        path=str(path),
-        mime_type=mime or "application/octet-stream",
-        size=path.stat().st_size,
-        sha256=digest.hexdigest(),
-    )
-
-
-def file_refs(paths: Iterable[Path]) -> list[FileRef]:
-    """Describe every produced file that still exists."""
-    return [file_ref(Path(p)) for p in paths if Path(p).is_file()]
 
 
 # --------------------------------------------------------------------------------------

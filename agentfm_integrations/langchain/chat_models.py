@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.caches import BaseCache
-from langchain_core.globals import get_llm_cache
-from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables.config import get_config_list
-from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr
 
 import agentfm
-from agentfm_integrations.langchain import _batch, _mesh
+from agentfm_integrations import _routing
+from agentfm_integrations._clients import AsyncScope, ClientHolder
+from agentfm_integrations.langchain import _batch
+from agentfm_integrations.langchain._chat_batch import ScatterBatchChatModel
 from agentfm_integrations.langchain._convert import (
     PROVIDER,
-    FileRef,
     StopScanner,
-    estimate_tokens,
     estimated_usage,
-    file_refs,
     response_metadata,
     to_model_error,
     to_prompt,
     truncate_at_stop,
 )
+from agentfm_integrations.langchain._settings import RoutedModel
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
@@ -37,11 +31,11 @@ if TYPE_CHECKING:
         AsyncCallbackManagerForLLMRun,
         CallbackManagerForLLMRun,
     )
-    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.language_models import LangSmithParams
     from langchain_core.runnables import RunnableConfig
 
 
-class ChatAgentFM(BaseChatModel):
+class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
     """Chat model whose answers come from agents on an AgentFM mesh.
 
     ``model`` routes the request exactly like the gateway does: a peer id pins one worker;
@@ -70,22 +64,6 @@ class ChatAgentFM(BaseChatModel):
         ```
     """
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
-
-    model_name: str = Field(alias="model")
-    """Routing target: a peer id, an agent name or an engine name."""
-    gateway_url: str | None = Field(
-        default_factory=from_env("AGENTFM_GATEWAY_URL", default=None), alias="base_url"
-    )
-    """Gateway base URL; ``AGENTFM_GATEWAY_URL`` or the SDK default when unset."""
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env("AGENTFM_API_KEY", default=None)
-    )
-    """Gateway bearer token; ``AGENTFM_API_KEY`` when unset."""
-    timeout: float | None = None
-    """Seconds allowed for each task attempt; no limit when unset."""
-    max_retries: int = 2
-    """Failover attempts on other peers, and SDK retries of idempotent calls."""
     streaming: bool = False
     """Use the streaming route for ``invoke`` too."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
@@ -94,90 +72,50 @@ class ChatAgentFM(BaseChatModel):
     """Recorded for tracing only: mesh agents take no sampling parameters."""
     max_tokens: int | None = None
     """Recorded for tracing only: mesh agents take no length limit."""
-    artifacts_dir: str | None = None
-    """Where produced files are extracted (per task); the SDK default when unset."""
-    use_scatter: bool = True
-    """Run ``batch`` and friends as one scatter; False keeps LangChain's per-input calls."""
-    scatter_concurrency: int | None = None
-    """Scatter parallelism when the config sets no ``max_concurrency``; default: the
-    matched peers' advertised task slots."""
     client: agentfm.AgentFMClient | None = Field(default=None, exclude=True, repr=False)
     """A sync SDK client to share; one is built from the settings otherwise."""
     async_client: agentfm.AsyncAgentFMClient | None = Field(default=None, exclude=True, repr=False)
     """An async SDK client to share; one per call is built from the settings otherwise."""
 
-    _own_client: agentfm.AgentFMClient | None = PrivateAttr(default=None)
-    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _holder: ClientHolder | None = PrivateAttr(default=None)
 
     # ---------------------------------------------------------------- identity / tracing
-
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        return {"api_key": "AGENTFM_API_KEY"}
 
     @property
     def _llm_type(self) -> str:
         return "agentfm-chat"
 
-    def get_num_tokens(self, text: str) -> int:
-        """Estimate tokens as the usage metadata does (about four characters per token).
-
-        Mesh agents run arbitrary engines with no shared tokenizer, so this is an estimate
-        (it keeps ``trim_messages(token_counter=llm)`` working without ``transformers``).
-        """
-        return estimate_tokens(text)
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "gateway_url": self.gateway_url}
-
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider=PROVIDER,
-            ls_model_name=str(kwargs.get("model") or self.model_name),
-            ls_model_type="chat",
-        )
+        params = self._ls_params("chat", self._stop(stop), kwargs)
         if self.temperature is not None:
             params["ls_temperature"] = self.temperature
         if self.max_tokens is not None:
             params["ls_max_tokens"] = self.max_tokens
-        if stop := self._stop(stop):
-            params["ls_stop"] = stop
         return params
 
     # ---------------------------------------------------------------- clients
 
-    def _sdk_kwargs(self) -> dict[str, Any]:
-        return _mesh.client_kwargs(
-            gateway_url=self.gateway_url,
-            api_key=self.api_key,
-            timeout=self.timeout,
-            retries=self.max_retries,
-            artifacts_dir=Path(self.artifacts_dir) if self.artifacts_dir else None,
-        )
+    def _clients(self) -> ClientHolder:
+        if self._holder is None:
+            self._holder = ClientHolder(
+                self._sdk_kwargs(), client=self.client, async_client=self.async_client
+            )
+        return self._holder
 
     def _sync_client(self) -> agentfm.AgentFMClient:
-        if self.client is not None:
-            return self.client
-        with self._client_lock:
-            if self._own_client is None:
-                self._own_client = agentfm.AgentFMClient(**self._sdk_kwargs())
-            return self._own_client
+        return self._clients().sync
 
-    def _async_client(self) -> _AsyncClientScope:
-        return _AsyncClientScope(self.async_client, self._sdk_kwargs())
+    def _async_client(self) -> AsyncScope:
+        # A fresh async client per call keeps connection pools off event loops they were
+        # not made on (``asyncio.run`` twice, per-test loops).
+        return self._clients().async_scope()
 
     def close(self) -> None:
         """Close the SDK client this model built for itself (a shared one is left open)."""
-        with self._client_lock:
-            own, self._own_client = self._own_client, None
-        if own is not None:
-            own.close()
+        if self._holder is not None:
+            self._holder.close()
 
     # ---------------------------------------------------------------- helpers
-
-    def _model(self, kwargs: dict[str, Any]) -> str:
-        return str(kwargs.get("model") or self.model_name)
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
         return stop if stop is not None else self.stop
@@ -191,7 +129,7 @@ class ChatAgentFM(BaseChatModel):
         stop: list[str] | None,
         peer_id: str | None,
         task_id: str | None,
-        files: Sequence[FileRef],
+        files: Sequence[agentfm.FileRef],
         attempts: int | None,
         peers_tried: Sequence[str] | None,
     ) -> ChatResult:
@@ -222,15 +160,31 @@ class ChatAgentFM(BaseChatModel):
             prompt=job.prompts[index],
             peer_id=result.worker_id,
             task_id=result.task_id,
-            files=file_refs(result.artifacts),
+            files=agentfm.describe_files(result.artifacts),
             attempts=result.attempts,
             peers_tried=result.peers_tried,
             **kw,
         )
 
+    def _from_task(self, result: agentfm.TaskResult, tried: list[str], **kw: Any) -> ChatResult:
+        return self._result(
+            text=result.text,
+            peer_id=result.peer_id,
+            task_id=result.task_id,
+            files=agentfm.describe_files(result.artifacts),
+            attempts=len(tried),
+            peers_tried=tried,
+            **kw,
+        )
+
     @staticmethod
     def _last_chunk(
-        *, prompt: str, text: str, model: str, end: _mesh.StreamEnd, files: Sequence[FileRef]
+        *,
+        prompt: str,
+        text: str,
+        model: str,
+        end: _routing.StreamEnd,
+        files: Sequence[agentfm.FileRef],
     ) -> ChatGenerationChunk:
         # Usage and metadata go on this one chunk only: merging chunks concatenates strings
         # and adds token counts.
@@ -277,7 +231,7 @@ class ChatAgentFM(BaseChatModel):
             return self._from_scatter(job, index, scattered, model=model, stop=stop)
         prompt = to_prompt(messages)
         try:
-            result, tried = _mesh.run_task(
+            result, tried = _routing.run_task(
                 self._sync_client(),
                 model=model,
                 prompt=prompt,
@@ -286,17 +240,7 @@ class ChatAgentFM(BaseChatModel):
             )
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._result(
-            text=result.text,
-            prompt=prompt,
-            model=model,
-            stop=stop,
-            peer_id=result.peer_id,
-            task_id=result.task_id,
-            files=file_refs(result.artifacts),
-            attempts=len(tried),
-            peers_tried=tried,
-        )
+        return self._from_task(result, tried, prompt=prompt, model=model, stop=stop)
 
     async def _agenerate(
         self,
@@ -317,7 +261,7 @@ class ChatAgentFM(BaseChatModel):
         prompt = to_prompt(messages)
         try:
             async with self._async_client() as client:
-                result, tried = await _mesh.arun_task(
+                result, tried = await _routing.arun_task(
                     client,
                     model=model,
                     prompt=prompt,
@@ -326,17 +270,7 @@ class ChatAgentFM(BaseChatModel):
                 )
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._result(
-            text=result.text,
-            prompt=prompt,
-            model=model,
-            stop=stop,
-            peer_id=result.peer_id,
-            task_id=result.task_id,
-            files=file_refs(result.artifacts),
-            attempts=len(tried),
-            peers_tried=tried,
-        )
+        return self._from_task(result, tried, prompt=prompt, model=model, stop=stop)
 
     def _stream(
         self,
@@ -350,7 +284,7 @@ class ChatAgentFM(BaseChatModel):
         client = self._sync_client()
         emitted: list[str] = []
         try:
-            for event in _mesh.stream_task(
+            for event in _routing.stream_task(
                 client,
                 model=model,
                 prompt=prompt,
@@ -358,7 +292,7 @@ class ChatAgentFM(BaseChatModel):
                 timeout=self.timeout,
                 stop_when=lambda: scan.stopped,
             ):
-                if isinstance(event, _mesh.StreamEnd):
+                if isinstance(event, _routing.StreamEnd):
                     end = event
                     break
                 if text := scan.feed(event):
@@ -389,7 +323,7 @@ class ChatAgentFM(BaseChatModel):
         emitted: list[str] = []
         try:
             async with self._async_client() as client:
-                async for event in _mesh.astream_task(
+                async for event in _routing.astream_task(
                     client,
                     model=model,
                     prompt=prompt,
@@ -397,7 +331,7 @@ class ChatAgentFM(BaseChatModel):
                     timeout=self.timeout,
                     stop_when=lambda: scan.stopped,
                 ):
-                    if isinstance(event, _mesh.StreamEnd):
+                    if isinstance(event, _routing.StreamEnd):
                         end = event
                         break
                     if text := scan.feed(event):
@@ -418,45 +352,6 @@ class ChatAgentFM(BaseChatModel):
 
     # ---------------------------------------------------------------- scatter batch
 
-    def _should_stream(
-        self,
-        *,
-        async_api: bool,
-        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> bool:
-        # A scatter item already has its answer on the way; streaming it again would send a
-        # second task (and core calls ``_stream`` without the run manager that names it).
-        if _batch.lookup(self, run_manager) is not None:
-            return False
-        return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
-
-    def _should_use_protocol_streaming(
-        self,
-        *,
-        async_api: bool,
-        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> bool:
-        if _batch.lookup(self, run_manager) is not None:
-            return False
-        return super()._should_use_protocol_streaming(
-            async_api=async_api, run_manager=run_manager, **kwargs
-        )
-
-    def _scatter_prompts(self, inputs: Sequence[LanguageModelInput]) -> list[str] | None:
-        """Return one prompt per input when this batch should be one scatter, else None."""
-        if not self.use_scatter or len(inputs) < 2 or self.rate_limiter is not None:
-            return None
-        # With a cache, hits must not cost a task; core's per-input path checks it first.
-        if isinstance(self.cache, BaseCache) or (self.cache is None and get_llm_cache()):
-            return None
-        try:
-            return [to_prompt(self._convert_input(i).to_messages()) for i in inputs]
-        except (ValueError, TypeError):
-            # Let core's per-input path raise the conversion error for the item at fault.
-            return None
-
     def _scatter_settings(
         self, configs: Sequence[RunnableConfig], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
@@ -467,183 +362,14 @@ class ChatAgentFM(BaseChatModel):
             "timeout": self.timeout,
         }
 
-    def batch(
-        self,
-        inputs: list[LanguageModelInput],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[AIMessage]:
-        """Answer every input with one scatter across the matching peers.
 
-        Each input is still its own LLM run (callbacks, tracing, per-item errors with
-        ``return_exceptions``), results come back in input order, and
-        ``config["max_concurrency"]`` caps the scatter's parallelism.
-        """
-        if not inputs:
-            return []
-        prompts = self._scatter_prompts(inputs)
-        if prompts is None:
-            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        configs = get_config_list(config, len(inputs))
-        with _batch.ScatterJob(self, prompts) as job:
-            job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
-            return super().batch(
-                inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
-            )
-
-    async def abatch(
-        self,
-        inputs: list[LanguageModelInput],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[AIMessage]:
-        """Async twin of `batch`: one scatter, one LLM run per input."""
-        if not inputs:
-            return []
-        prompts = self._scatter_prompts(inputs)
-        if prompts is None:
-            return await super().abatch(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
-            )
-        configs = get_config_list(config, len(inputs))
-        async with self._async_client() as client:
-            with _batch.ScatterJob(self, prompts) as job:
-                job.start_async(client, **self._scatter_settings(configs, kwargs))
-                try:
-                    return await super().abatch(
-                        inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
-                    )
-                finally:
-                    await job.astop()
-
-    @overload
-    def batch_as_completed(
-        self,
-        inputs: Sequence[LanguageModelInput],
-        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-        *,
-        return_exceptions: Literal[False] = False,
-        **kwargs: Any,
-    ) -> Iterator[tuple[int, AIMessage]]: ...
-
-    @overload
-    def batch_as_completed(
-        self,
-        inputs: Sequence[LanguageModelInput],
-        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-        *,
-        return_exceptions: Literal[True],
-        **kwargs: Any,
-    ) -> Iterator[tuple[int, AIMessage | Exception]]: ...
-
-    def batch_as_completed(
-        self,
-        inputs: Sequence[LanguageModelInput],
-        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> Iterator[tuple[int, AIMessage | Exception]]:
-        """Like `batch` (one scatter), yielding ``(index, result)`` as items finish."""
-        core: Any = super()
-        prompts = self._scatter_prompts(inputs) if inputs else None
-        if prompts is None:
-            yield from core.batch_as_completed(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
-            )
-            return
-        configs = get_config_list(config, len(inputs))
-        with _batch.ScatterJob(self, prompts) as job:
-            job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
-            yield from core.batch_as_completed(
-                inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
-            )
-
-    @overload
-    def abatch_as_completed(
-        self,
-        inputs: Sequence[LanguageModelInput],
-        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-        *,
-        return_exceptions: Literal[False] = False,
-        **kwargs: Any | None,
-    ) -> AsyncIterator[tuple[int, AIMessage]]: ...
-
-    @overload
-    def abatch_as_completed(
-        self,
-        inputs: Sequence[LanguageModelInput],
-        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-        *,
-        return_exceptions: Literal[True],
-        **kwargs: Any | None,
-    ) -> AsyncIterator[tuple[int, AIMessage | Exception]]: ...
-
-    async def abatch_as_completed(
-        self,
-        inputs: Sequence[LanguageModelInput],
-        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any | None,
-    ) -> AsyncIterator[tuple[int, AIMessage | Exception]]:
-        """Async twin of `batch_as_completed`."""
-        core: Any = super()
-        prompts = self._scatter_prompts(inputs) if inputs else None
-        if prompts is None:
-            async for item in core.abatch_as_completed(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
-            ):
-                yield item
-            return
-        configs = get_config_list(config, len(inputs))
-        async with self._async_client() as client:
-            with _batch.ScatterJob(self, prompts) as job:
-                job.start_async(client, **self._scatter_settings(configs, kwargs))
-                try:
-                    async for item in core.abatch_as_completed(
-                        inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
-                    ):
-                        yield item
-                finally:
-                    await job.astop()
-
-
-class _AsyncClientScope:
-    """Yield the shared async client, or a fresh one closed on exit.
-
-    A fresh client per call keeps connection pools off event loops they were not made on
-    (``asyncio.run`` twice, per-test loops).
-    """
-
-    def __init__(self, shared: agentfm.AsyncAgentFMClient | None, kwargs: dict[str, Any]) -> None:
-        self._shared = shared
-        self._kwargs = kwargs
-        self._own: agentfm.AsyncAgentFMClient | None = None
-
-    async def __aenter__(self) -> agentfm.AsyncAgentFMClient:
-        if self._shared is not None:
-            return self._shared
-        self._own = agentfm.AsyncAgentFMClient(**self._kwargs)
-        return self._own
-
-    async def __aexit__(self, *exc: object) -> Literal[False]:
-        if self._own is not None:
-            await self._own.aclose()
-        return False
-
-
-def _stream_files(tasks: Any, end: _mesh.StreamEnd) -> list[FileRef]:
+def _stream_files(tasks: Any, end: _routing.StreamEnd) -> list[agentfm.FileRef]:
     if not end.files_incoming or not end.task_id:
         return []
-    return file_refs(tasks.collect_artifacts(end.task_id))
+    return agentfm.describe_files(tasks.collect_artifacts(end.task_id))
 
 
-async def _astream_files(tasks: Any, end: _mesh.StreamEnd) -> list[FileRef]:
+async def _astream_files(tasks: Any, end: _routing.StreamEnd) -> list[agentfm.FileRef]:
     if not end.files_incoming or not end.task_id:
         return []
-    return file_refs(await tasks.collect_artifacts(end.task_id))
+    return agentfm.describe_files(await tasks.collect_artifacts(end.task_id))

@@ -9,21 +9,19 @@ references: path, mime type, size and sha256). LangChain keeps the artifact on t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.tools import BaseTool, BaseToolkit, ToolException
-from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, Field
 
 import agentfm
-from agentfm_integrations.langchain import _mesh
+from agentfm_integrations import _routing
 from agentfm_integrations.langchain._convert import (
-    file_refs,
     safe_tool_name,
     scatter_summary,
     unique_tool_names,
 )
+from agentfm_integrations.langchain._settings import MeshSettings
 
 if TYPE_CHECKING:
     from langchain_core.callbacks import (
@@ -47,49 +45,11 @@ class AgentFMScatterInput(BaseModel):
     )
 
 
-class _MeshSettings(BaseModel):
-    """Connection settings shared by the tools and the toolkit."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    gateway_url: str | None = Field(default_factory=from_env("AGENTFM_GATEWAY_URL", default=None))
-    """Gateway base URL; ``AGENTFM_GATEWAY_URL`` or the SDK default when unset."""
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env("AGENTFM_API_KEY", default=None)
-    )
-    """Gateway bearer token; ``AGENTFM_API_KEY`` when unset."""
-    timeout: float | None = None
-    """Seconds allowed for each task attempt; no limit when unset."""
-    max_retries: int = 2
-    """Failover attempts on other peers."""
-    artifacts_dir: str | None = None
-    """Where produced files are extracted; the SDK default when unset."""
-
-    def _sdk_kwargs(self) -> dict[str, Any]:
-        return _mesh.client_kwargs(
-            gateway_url=self.gateway_url,
-            api_key=self.api_key,
-            timeout=self.timeout,
-            retries=self.max_retries,
-            artifacts_dir=Path(self.artifacts_dir) if self.artifacts_dir else None,
-        )
-
-    def settings(self) -> dict[str, Any]:
-        """Return the connection settings, to build another tool on the same mesh."""
-        return {
-            "gateway_url": self.gateway_url,
-            "api_key": self.api_key,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "artifacts_dir": self.artifacts_dir,
-        }
-
-
 def _task_artifact(result: agentfm.TaskResult) -> dict[str, Any]:
     return {
         "task_id": result.task_id,
         "peer_id": result.peer_id,
-        "files": [dict(f) for f in file_refs(result.artifacts)],
+        "files": agentfm.describe_files(result.artifacts),
     }
 
 
@@ -99,7 +59,7 @@ def _as_tool_error(exc: agentfm.AgentFMError) -> ToolException:
     return ToolException(f"AgentFM task failed ({type(exc).__name__}): {exc}")
 
 
-class AgentFMTool(_MeshSettings, BaseTool):
+class AgentFMTool(MeshSettings, BaseTool):
     """Run one task on an AgentFM worker and return its text plus the files it produced.
 
     ``model`` routes like `ChatAgentFM`: a peer id pins the worker, an agent or engine name
@@ -133,7 +93,7 @@ class AgentFMTool(_MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = _mesh.run_task(
+                result, _ = _routing.run_task(
                     client,
                     model=self.model,
                     prompt=prompt,
@@ -149,7 +109,7 @@ class AgentFMTool(_MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = await _mesh.arun_task(
+                result, _ = await _routing.arun_task(
                     client,
                     model=self.model,
                     prompt=prompt,
@@ -161,7 +121,7 @@ class AgentFMTool(_MeshSettings, BaseTool):
         return result.text, _task_artifact(result)
 
 
-class AgentFMScatterTool(_MeshSettings, BaseTool):
+class AgentFMScatterTool(MeshSettings, BaseTool):
     """Run many independent prompts in one scatter across mesh workers.
 
     The content is a compact per-item summary (failures listed, not raised); the artifact
@@ -191,12 +151,18 @@ class AgentFMScatterTool(_MeshSettings, BaseTool):
     max_concurrency: int | None = None
     """Scatter parallelism; default: the peers' advertised task slots."""
 
-    def _plan(self, workers: list[agentfm.WorkerProfile] | None) -> tuple[list[str], int]:
+    def _scatter_args(self, workers: list[agentfm.WorkerProfile] | None) -> dict[str, Any]:
         if self.peer_ids:
-            return list(self.peer_ids), self.max_concurrency or len(self.peer_ids)
-        model = self.model or ""
-        peers = _mesh.require_peers(model, workers or [])
-        return peers, self.max_concurrency or _mesh.mesh_capacity(workers or [])
+            peers, concurrency = list(self.peer_ids), len(self.peer_ids)
+        else:
+            peers = _routing.require_peers(self.model or "", workers or [])
+            concurrency = _routing.mesh_capacity(workers or [])
+        return {
+            "peer_ids": peers,
+            "max_concurrency": self.max_concurrency or concurrency,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+        }
 
     def _needs_match(self) -> bool:
         if not self.peer_ids and not self.model:
@@ -209,17 +175,7 @@ class AgentFMScatterTool(_MeshSettings, BaseTool):
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
                 workers = client.workers.match(self.model or "") if self._needs_match() else None
-                peers, concurrency = self._plan(workers)
-                results = list(
-                    _mesh.scatter_failover(
-                        client,
-                        prompts,
-                        peers=peers,
-                        max_concurrency=concurrency,
-                        max_retries=self.max_retries,
-                        timeout=self.timeout,
-                    )
-                )
+                results = client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
         return _scatter_output(results)
@@ -232,25 +188,13 @@ class AgentFMScatterTool(_MeshSettings, BaseTool):
                 workers = (
                     await client.workers.match(self.model or "") if self._needs_match() else None
                 )
-                peers, concurrency = self._plan(workers)
-                results = [
-                    r
-                    async for r in _mesh.ascatter_failover(
-                        client,
-                        prompts,
-                        peers=peers,
-                        max_concurrency=concurrency,
-                        max_retries=self.max_retries,
-                        timeout=self.timeout,
-                    )
-                ]
+                results = await client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
         return _scatter_output(results)
 
 
 def _scatter_output(results: list[agentfm.ScatterResult]) -> tuple[str, dict[str, Any]]:
-    results = sorted(results, key=lambda r: r.index)
     items = [
         {
             "index": r.index,
@@ -260,7 +204,7 @@ def _scatter_output(results: list[agentfm.ScatterResult]) -> tuple[str, dict[str
             "task_id": r.task_id,
             "attempts": r.attempts,
             "error": r.error,
-            "files": [dict(f) for f in file_refs(r.artifacts)],
+            "files": agentfm.describe_files(r.artifacts),
         }
         for r in results
     ]
@@ -269,7 +213,7 @@ def _scatter_output(results: list[agentfm.ScatterResult]) -> tuple[str, dict[str
     return scatter_summary(items), artifact
 
 
-class AgentFMToolkit(_MeshSettings, BaseToolkit):
+class AgentFMToolkit(MeshSettings, BaseToolkit):
     """Discover mesh workers and offer each as a tool, plus one scatter tool.
 
     Tool names and descriptions come from what each worker advertises (agent name,
@@ -334,7 +278,7 @@ class AgentFMToolkit(_MeshSettings, BaseToolkit):
                 AgentFMScatterTool(
                     name=safe_tool_name("agentfm_scatter"),
                     peer_ids=[w.peer_id for w in workers],
-                    max_concurrency=_mesh.mesh_capacity(workers),
+                    max_concurrency=_routing.mesh_capacity(workers),
                     description=(
                         "Run several independent instructions in parallel across "
                         f"{len(workers)} AgentFM worker(s) "

@@ -19,7 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         '`pip install "agentfm-integrations[llama-index]"`'
     ) from exc
 
-from agentfm_integrations.llama_index._convert import FileRef
+from agentfm import FileRef
 from agentfm_integrations.llama_index.llms import (
     DEFAULT_CONTEXT_WINDOW,
     DEFAULT_NUM_OUTPUT,

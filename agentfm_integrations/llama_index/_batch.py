@@ -23,7 +23,6 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.instrumentation.span import active_span_id
 
-from agentfm import WorkerStreamError
 from agentfm_integrations.llama_index._convert import scatter_error
 
 if TYPE_CHECKING:
@@ -105,62 +104,6 @@ class ItemTrace:
         self._cm.on_event_end(
             CBEventType.LLM, payload={EventPayload.EXCEPTION: exc}, event_id=self._event_id
         )
-
-
-class Redispatch:
-    """Plan scatter rounds so an item whose stream broke mid-task is rerun on another peer.
-
-    The SDK's scatter never reruns a task that started on a worker, because an agent may
-    have side effects. An LLM call only produces text, so for the LLM's batches an item
-    whose stream broke (`WorkerStreamError`, e.g. a reset worker) is sent again, to a peer
-    it has not tried, until it has had `max_retries + 1` attempts. Pure: the drivers run
-    each round's scatters and report results back.
-    """
-
-    def __init__(
-        self, prompts: Sequence[str], peers: Sequence[str], max_retries: int, enabled: bool
-    ) -> None:
-        self.prompts = list(prompts)
-        self.peers = list(peers)
-        self._max_attempts = max_retries + 1
-        self._enabled = enabled
-        self._tried: list[list[str]] = [[] for _ in self.prompts]
-        self._attempts = [0] * len(self.prompts)
-        self._next: list[int] = list(range(len(self.prompts)))
-
-    def round(self) -> list[tuple[list[int], list[str], int]]:
-        """Take the next round: `(item indices, peers to use, max_retries)` per scatter."""
-        pending, self._next = self._next, []
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i in pending:
-            groups.setdefault(tuple(sorted(set(self._tried[i]))), []).append(i)
-        plan = []
-        for tried, indices in groups.items():
-            peers = [p for p in self.peers if p not in tried]
-            retries = min(self._max_attempts - self._attempts[i] for i in indices) - 1
-            plan.append((indices, peers, max(0, retries)))
-        return plan
-
-    def record(self, indices: list[int], result: ScatterResult) -> ScatterResult | None:
-        """Fold one scatter result in; return the item's final result, or None to rerun it."""
-        i = indices[result.index]
-        self._tried[i].extend(result.peers_tried)
-        self._attempts[i] += max(1, result.attempts)
-        merged = result.model_copy(
-            update={"index": i, "attempts": self._attempts[i], "peers_tried": list(self._tried[i])}
-        )
-        if result.exception is not None:
-            merged.exception = result.exception
-        if (
-            result.status != "success"
-            and self._enabled
-            and isinstance(result.exception, WorkerStreamError)
-            and self._attempts[i] < self._max_attempts
-            and any(p not in self._tried[i] for p in self.peers)
-        ):
-            self._next.append(i)
-            return None
-        return merged
 
 
 RunScatter = Callable[[str, list[str]], Awaitable[list["ScatterResult"]]]

@@ -1,13 +1,11 @@
 """Pure mapping between LlamaIndex types and the AgentFM SDK's inputs and results.
 
-Nothing here touches the network. The only I/O is reading artifact files that the SDK
-has already extracted to local disk, to describe them (size and sha256).
+Nothing here touches the network; produced files arrive already described
+(`agentfm.describe_files`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import mimetypes
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -20,38 +18,20 @@ from llama_index.core.base.llms.types import (
     TextBlock,
 )
 
-from agentfm import ModelNotFoundError
-
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from agentfm import ScatterResult, WorkerProfile
+    from agentfm import FileRef, ScatterResult
 
 __all__ = [
-    "FileRef",
     "ResponseMeta",
     "chat_response",
     "completion_response",
-    "describe_files",
     "image_blocks",
     "messages_to_wire",
-    "order_peers",
-    "peer_ids",
-    "pick_peer",
     "scatter_error",
     "scatter_meta",
 ]
-
-_HASH_CHUNK = 1 << 16
-
-
-class FileRef(TypedDict):
-    """A reference to one artifact file produced by a mesh agent."""
-
-    path: str
-    mime_type: str
-    size: int
-    sha256: str
 
 
 class ResponseMeta(TypedDict, total=False):
@@ -97,117 +77,11 @@ def messages_to_wire(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
     return wire
 
 
-def order_peers(
-    workers: Sequence[WorkerProfile], model: str, in_flight: Mapping[str, int] | None = None
-) -> list[str]:
-    """Order the matches of `model` for one task, least effectively loaded first.
-
-    Telemetry is seconds old, so the load counts this client's own in-flight tasks too;
-    without that, concurrent calls would all pick the same "least-loaded" worker. Ties
-    keep `workers.match`'s order. The first peer is the choice; the others are fallbacks
-    for a worker that turns out to be full.
-
-    Args:
-        workers: The matches, least-loaded first.
-        model: The model string, for the error message.
-        in_flight: This client's tasks in flight per peer id.
-
-    Returns:
-        Peer ids, best first.
-
-    Raises:
-        ModelNotFoundError: Nothing matches `model`.
-    """
-    if not workers:
-        raise ModelNotFoundError(f"no worker matches model {model!r}", code="model_not_found")
-    own = in_flight or {}
-
-    def load(worker: WorkerProfile) -> float:
-        busy = worker.current_tasks + own.get(str(worker.peer_id), 0)
-        return busy / worker.max_tasks if worker.max_tasks > 0 else 0.0
-
-    return [str(w.peer_id) for w in sorted(workers, key=load)]
-
-
-def pick_peer(workers: Sequence[WorkerProfile], model: str) -> str:
-    """Choose the worker for one task among the matches of `model`.
-
-    `workers.match` lists the first matching tier least-loaded first; the first one with
-    a free slot wins, as on the gateway. When all are busy the least-loaded is still
-    chosen, so the worker (not this client) decides whether to queue or reject.
-
-    Args:
-        workers: The matches, least-loaded first.
-        model: The model string, for the error message.
-
-    Returns:
-        The chosen peer id.
-
-    Raises:
-        ModelNotFoundError: Nothing matches `model`.
-    """
-    return order_peers(workers, model)[0]
-
-
-def peer_ids(workers: Sequence[WorkerProfile], model: str) -> list[str]:
-    """The peers a scatter for `model` may use, least-loaded first.
-
-    Args:
-        workers: The matches of `model`.
-        model: The model string, for the error message.
-
-    Returns:
-        Their peer ids.
-
-    Raises:
-        ModelNotFoundError: Nothing matches `model`.
-    """
-    if not workers:
-        raise ModelNotFoundError(f"no worker matches model {model!r}", code="model_not_found")
-    return [str(worker.peer_id) for worker in workers]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def describe_files(paths: Iterable[Path | str]) -> list[FileRef]:
-    """Describe extracted artifact files by reference, never by content.
-
-    Directories are skipped; the order of `paths` is kept.
-
-    Args:
-        paths: Local paths of extracted artifact files.
-
-    Returns:
-        One `FileRef` (path, mime type, size, sha256) per regular file.
-    """
-    refs: list[FileRef] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.is_file():
-            continue
-        mime, _ = mimetypes.guess_type(path.name)
-        refs.append(
-            FileRef(
-                path=str(path),
-                mime_type=mime or "application/octet-stream",
-                size=path.stat().st_size,
-                sha256=_sha256(path),
-            )
-        )
-    return refs
-
-
 def image_blocks(files: Iterable[Mapping[str, Any]]) -> list[ImageBlock]:
     """Build an `ImageBlock` per image artifact, pointing at its local path.
 
     Args:
-        files: File references as produced by `describe_files`.
+        files: File references as produced by `agentfm.describe_files`.
 
     Returns:
         The image blocks, in the order of `files`.

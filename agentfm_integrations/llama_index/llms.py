@@ -8,10 +8,11 @@ an engine name matches every such worker, least-loaded first.
   own matcher picks the worker.
 * Completion calls go through the native task route with the prompt verbatim (the
   OpenAI text-completion route does not say which peer served it); the worker is chosen
-  by the SDK's copy of the gateway matcher (`client.workers.match`).
+  by the SDK's copy of the gateway matcher (`client.workers.match`), with failover to an
+  untried peer while no text has been streamed.
 * Batches (`batch_complete`, `abatch_complete`, `batch_chat`, `abatch_chat`) and, when
-  `coalesce_window_ms` is set, concurrent `acomplete`/`achat` calls run as one scatter
-  over all matching peers, with failover to an untried peer.
+  `coalesce_window_ms` is set, concurrent `acomplete`/`achat` calls run as one SDK
+  scatter over all matching peers (the scatter fails items over to untried peers).
 
 Tool calling is not offered: the mesh ignores `tools`, so this is an `LLM`, not a
 `FunctionCallingLLM`.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import Counter
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from llama_index.core.base.llms.types import (
@@ -39,17 +39,15 @@ from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import LLM
 
-from agentfm import AgentFMClient, AsyncAgentFMClient, WorkerRejectedError, flatten_messages
-from agentfm_integrations.llama_index._batch import Coalescer, ItemTrace, Kind, Redispatch
-from agentfm_integrations.llama_index._clients import ClientHolder, client_settings
+from agentfm import AgentFMClient, AsyncAgentFMClient, describe_files, flatten_messages
+from agentfm_integrations import _routing
+from agentfm_integrations._clients import ClientHolder, client_kwargs
+from agentfm_integrations.llama_index._batch import Coalescer, ItemTrace, Kind
 from agentfm_integrations.llama_index._convert import (
     ResponseMeta,
     chat_response,
     completion_response,
-    describe_files,
     messages_to_wire,
-    order_peers,
-    peer_ids,
     scatter_error,
     scatter_meta,
 )
@@ -102,7 +100,10 @@ class AgentFM(LLM):
         default=None, description="Per-request (per scatter attempt) timeout in seconds."
     )
     max_retries: int = Field(
-        default=2, ge=0, description="Retries of idempotent calls and scatter failovers per item."
+        default=2,
+        ge=0,
+        description="Failovers to untried peers per call or batch item, and retries of "
+        "idempotent calls.",
     )
     context_window: int = Field(
         default=DEFAULT_CONTEXT_WINDOW, gt=0, description="Context window reported in metadata."
@@ -131,11 +132,6 @@ class AgentFM(LLM):
     max_concurrency: int = Field(
         default=8, gt=0, description="Default number of batch items in flight at once."
     )
-    redispatch_broken_streams: bool = Field(
-        default=True,
-        description="In batches, rerun an item whose stream broke mid-task on a peer it has "
-        "not tried (LLM calls have no side effects; the SDK's scatter never reruns them).",
-    )
     coalesce_window_ms: float | None = Field(
         default=None,
         ge=0,
@@ -150,7 +146,6 @@ class AgentFM(LLM):
     _given: tuple[AgentFMClient | None, AsyncAgentFMClient | None] = PrivateAttr(
         default=(None, None)
     )
-    _in_flight: Counter[str] = PrivateAttr(default_factory=Counter)
     _coalescers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer] = PrivateAttr(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -201,9 +196,9 @@ class AgentFM(LLM):
 
     def _holder(self) -> ClientHolder:
         if self._clients is None:
-            settings = client_settings(
+            settings = client_kwargs(
                 gateway_url=self.gateway_url,
-                api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
+                api_key=self.api_key,
                 timeout=self.timeout,
                 retries=self.max_retries,
                 artifacts_dir=self.artifacts_dir,
@@ -239,18 +234,11 @@ class AgentFM(LLM):
         model = kwargs.get("model") or self.model
         return str(model)
 
-    def _candidates(self, model: str) -> list[str]:
-        return order_peers(self.client.workers.match(model), model, self._in_flight)
-
-    async def _acandidates(self, model: str) -> list[str]:
-        workers = await self.async_client.workers.match(model)
-        return order_peers(workers, model, self._in_flight)
-
     def _peers_for(self, model: str) -> list[str]:
-        return peer_ids(self.client.workers.match(model), model)
+        return _routing.require_peers(model, self.client.workers.match(model))
 
     async def _apeers_for(self, model: str) -> list[str]:
-        return peer_ids(await self.async_client.workers.match(model), model)
+        return _routing.require_peers(model, await self.async_client.workers.match(model))
 
     def _files(self, task_id: str | None, wait: float) -> list[Path]:
         if not task_id:
@@ -343,63 +331,44 @@ class AgentFM(LLM):
     # -- completion: the native task route -----------------------------------------------------
 
     def _iter_complete(self, prompt: str, model: str) -> CompletionResponseGen:
-        # Worker telemetry is up to seconds old, so the chosen worker may be full; a worker
-        # that refuses (`WorkerRejectedError`) never ran the task, so the next match gets it.
-        candidates = self._candidates(model)
-        for attempt, peer_id in enumerate(candidates, start=1):
-            meta = ResponseMeta(model=model, peer_id=peer_id, task_id=None, files=[], route="task")
-            text = ""
-            stream = self.client.tasks.stream(peer_id=peer_id, prompt=prompt, timeout=self.timeout)
-            self._in_flight[peer_id] += 1
-            try:
-                with stream:
-                    for chunk in stream:
-                        meta["task_id"] = stream.task_id
-                        if chunk.kind == "text" and chunk.text:
-                            text += chunk.text
-                            yield completion_response(text, meta, delta=chunk.text)
-            except WorkerRejectedError:
-                if text or attempt == len(candidates):
-                    raise
-                continue
-            finally:
-                self._in_flight[peer_id] -= 1
-            meta["task_id"] = stream.task_id
-            meta["attempts"] = attempt
-            if stream.files_incoming:
-                meta["files"] = describe_files(self._files(stream.task_id, self.artifact_timeout))
-            yield completion_response(text, meta, delta="")
-            return
+        meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
+        text = ""
+        for event in _routing.stream_task(
+            self.client,
+            model=model,
+            prompt=prompt,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        ):
+            if isinstance(event, _routing.StreamEnd):
+                _served(meta, event)
+                if event.files_incoming:
+                    files = self._files(event.task_id, self.artifact_timeout)
+                    meta["files"] = describe_files(files)
+                yield completion_response(text, meta, delta="")
+            else:
+                text += event
+                yield completion_response(text, meta, delta=event)
 
     async def _aiter_complete(self, prompt: str, model: str) -> CompletionResponseAsyncGen:
-        candidates = await self._acandidates(model)
-        for attempt, peer_id in enumerate(candidates, start=1):
-            meta = ResponseMeta(model=model, peer_id=peer_id, task_id=None, files=[], route="task")
-            text = ""
-            stream = self.async_client.tasks.stream(
-                peer_id=peer_id, prompt=prompt, timeout=self.timeout
-            )
-            self._in_flight[peer_id] += 1
-            try:
-                async with stream:
-                    async for chunk in stream:
-                        meta["task_id"] = stream.task_id
-                        if chunk.kind == "text" and chunk.text:
-                            text += chunk.text
-                            yield completion_response(text, meta, delta=chunk.text)
-            except WorkerRejectedError:
-                if text or attempt == len(candidates):
-                    raise
-                continue
-            finally:
-                self._in_flight[peer_id] -= 1
-            meta["task_id"] = stream.task_id
-            meta["attempts"] = attempt
-            if stream.files_incoming:
-                files = await self._afiles(stream.task_id, self.artifact_timeout)
-                meta["files"] = describe_files(files)
-            yield completion_response(text, meta, delta="")
-            return
+        meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
+        text = ""
+        async for event in _routing.astream_task(
+            self.async_client,
+            model=model,
+            prompt=prompt,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        ):
+            if isinstance(event, _routing.StreamEnd):
+                _served(meta, event)
+                if event.files_incoming:
+                    files = await self._afiles(event.task_id, self.artifact_timeout)
+                    meta["files"] = describe_files(files)
+                yield completion_response(text, meta, delta="")
+            else:
+                text += event
+                yield completion_response(text, meta, delta=event)
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -444,45 +413,27 @@ class AgentFM(LLM):
     def _scatter(
         self, model: str, prompts: list[str], max_concurrency: int | None
     ) -> Iterator[ScatterResult]:
-        """Yield each item's final result (original index) as it completes."""
-        plan = Redispatch(
-            prompts, self._peers_for(model), self.max_retries, self.redispatch_broken_streams
+        """Yield each item's final result as it completes (one SDK scatter)."""
+        yield from self.client.tasks.scatter_iter(
+            prompts,
+            peer_ids=self._peers_for(model),
+            max_concurrency=max_concurrency or self.max_concurrency,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
         )
-        while rounds := plan.round():
-            for indices, peers, retries in rounds:
-                for result in self.client.tasks.scatter_iter(
-                    [prompts[i] for i in indices],
-                    peer_ids=peers,
-                    max_concurrency=max_concurrency or self.max_concurrency,
-                    max_retries=retries,
-                    timeout=self.timeout,
-                ):
-                    final = plan.record(indices, result)
-                    if final is not None:
-                        yield final
 
     async def _ascatter(
         self, model: str, prompts: list[str], max_concurrency: int | None
     ) -> AsyncIterator[ScatterResult]:
-        """Yield each item's final result (original index) as it completes."""
-        plan = Redispatch(
+        """Yield each item's final result as it completes (one SDK scatter)."""
+        async for result in self.async_client.tasks.scatter_iter(
             prompts,
-            await self._apeers_for(model),
-            self.max_retries,
-            self.redispatch_broken_streams,
-        )
-        while rounds := plan.round():
-            for indices, peers, retries in rounds:
-                async for result in self.async_client.tasks.scatter_iter(
-                    [prompts[i] for i in indices],
-                    peer_ids=peers,
-                    max_concurrency=max_concurrency or self.max_concurrency,
-                    max_retries=retries,
-                    timeout=self.timeout,
-                ):
-                    final = plan.record(indices, result)
-                    if final is not None:
-                        yield final
+            peer_ids=await self._apeers_for(model),
+            max_concurrency=max_concurrency or self.max_concurrency,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        ):
+            yield result
 
     async def _scatter_all(self, model: str, prompts: list[str]) -> list[ScatterResult]:
         results: list[ScatterResult | None] = [None] * len(prompts)
@@ -769,3 +720,11 @@ class AgentFM(LLM):
             max_concurrency,
             return_exceptions,
         )
+
+
+def _served(meta: ResponseMeta, end: _routing.StreamEnd) -> None:
+    """Record which peer served a streamed task, and after how many attempts."""
+    meta["peer_id"] = end.peer_id
+    meta["task_id"] = end.task_id
+    meta["attempts"] = end.attempts
+    meta["peers_tried"] = list(end.peers_tried)

@@ -22,23 +22,21 @@ from llama_index.core.bridge.pydantic import BaseModel, Field
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 from llama_index.core.tools.types import AsyncBaseTool, ToolMetadata, ToolOutput
 
-from agentfm import AgentFMClient, AgentFMError, AsyncAgentFMClient
-from agentfm_integrations.llama_index._clients import ClientHolder, client_settings
-from agentfm_integrations.llama_index._convert import (
-    FileRef,
-    describe_files,
-    image_blocks,
-    pick_peer,
-)
+from agentfm import AgentFMClient, AgentFMError, AsyncAgentFMClient, describe_files
+from agentfm_integrations import _routing
+from agentfm_integrations._clients import ClientHolder, client_kwargs
+from agentfm_integrations.llama_index._convert import image_blocks
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from agentfm import ScatterResult, TaskResult, WorkerProfile
+    from agentfm import FileRef, ScatterResult, TaskResult, WorkerProfile
 
 __all__ = ["AgentFMTaskTool", "AgentFMToolSpec", "ScatterReport", "TaskReport"]
 
 _SUMMARY_CHARS = 500
+_FAILOVERS = 2
+"""Untried peers a task moves to when its worker fails before answering (as in a scatter)."""
 
 
 class TaskReport(dict[str, Any]):
@@ -101,6 +99,40 @@ def _scatter_report(results: Sequence[ScatterResult]) -> ScatterReport:
     return ScatterReport(items=items, succeeded=succeeded, failed=len(items) - succeeded)
 
 
+def _holder(
+    gateway_url: str | None,
+    api_key: str | None,
+    timeout: float | None,
+    artifacts_dir: str | None,
+    client: AgentFMClient | None,
+    async_client: AsyncAgentFMClient | None,
+) -> ClientHolder:
+    settings = client_kwargs(
+        gateway_url=gateway_url,
+        api_key=api_key,
+        timeout=timeout,
+        retries=None,
+        artifacts_dir=artifacts_dir,
+    )
+    return ClientHolder(settings, client=client, async_client=async_client)
+
+
+def _run(client: AgentFMClient, model: str, prompt: str, timeout: float | None) -> TaskResult:
+    result, _ = _routing.run_task(
+        client, model=model, prompt=prompt, max_retries=_FAILOVERS, timeout=timeout
+    )
+    return result
+
+
+async def _arun(
+    client: AsyncAgentFMClient, model: str, prompt: str, timeout: float | None
+) -> TaskResult:
+    result, _ = await _routing.arun_task(
+        client, model=model, prompt=prompt, max_retries=_FAILOVERS, timeout=timeout
+    )
+    return result
+
+
 def _worker_line(worker: WorkerProfile) -> str:
     return (
         f"{worker.peer_id} name={worker.agent_name or '-'} engine={worker.engine or '-'} "
@@ -154,17 +186,7 @@ class AgentFMToolSpec(BaseToolSpec):
         """
         self._timeout = timeout
         self._max_concurrency = max_concurrency
-        self._clients = ClientHolder(
-            client_settings(
-                gateway_url=gateway_url,
-                api_key=api_key,
-                timeout=timeout,
-                retries=None,
-                artifacts_dir=artifacts_dir,
-            ),
-            client=client,
-            async_client=async_client,
-        )
+        self._clients = _holder(gateway_url, api_key, timeout, artifacts_dir, client, async_client)
 
     def run_task(self, prompt: str, model: str) -> TaskReport:
         """Run one task on a mesh agent and return its answer and the files it produced.
@@ -173,9 +195,7 @@ class AgentFMToolSpec(BaseToolSpec):
             prompt: The instruction for the agent.
             model: A worker peer id, agent name or engine name (see list_workers).
         """
-        client = self._clients.sync
-        peer_id = pick_peer(client.workers.match(model), model)
-        return _task_report(client.tasks.run(peer_id=peer_id, prompt=prompt, timeout=self._timeout))
+        return _task_report(_run(self._clients.sync, model, prompt, self._timeout))
 
     async def arun_task(self, prompt: str, model: str) -> TaskReport:
         """Run one task on a mesh agent and return its answer and the files it produced.
@@ -184,10 +204,7 @@ class AgentFMToolSpec(BaseToolSpec):
             prompt: The instruction for the agent.
             model: A worker peer id, agent name or engine name (see list_workers).
         """
-        aclient = self._clients.async_
-        peer_id = pick_peer(await aclient.workers.match(model), model)
-        result = await aclient.tasks.run(peer_id=peer_id, prompt=prompt, timeout=self._timeout)
-        return _task_report(result)
+        return _task_report(await _arun(self._clients.async_, model, prompt, self._timeout))
 
     def scatter(self, prompts: list[str], model: str) -> ScatterReport:
         """Run many prompts in parallel across all agents matching model, with failover.
@@ -306,17 +323,7 @@ class AgentFMTaskTool(AsyncBaseTool):
             fn_schema=TaskToolInput,
             return_direct=return_direct,
         )
-        self._clients = ClientHolder(
-            client_settings(
-                gateway_url=gateway_url,
-                api_key=api_key,
-                timeout=timeout,
-                retries=None,
-                artifacts_dir=artifacts_dir,
-            ),
-            client=client,
-            async_client=async_client,
-        )
+        self._clients = _holder(gateway_url, api_key, timeout, artifacts_dir, client, async_client)
 
     @property
     def metadata(self) -> ToolMetadata:
@@ -363,9 +370,7 @@ class AgentFMTaskTool(AsyncBaseTool):
         raw_input = {"args": args, "kwargs": kwargs}
         try:
             prompt = self._prompt(args, kwargs)
-            client = self._clients.sync
-            peer_id = pick_peer(client.workers.match(self.model), self.model)
-            result = client.tasks.run(peer_id=peer_id, prompt=prompt, timeout=self._timeout)
+            result = _run(self._clients.sync, self.model, prompt, self._timeout)
         except (AgentFMError, ValueError) as exc:
             return self._error(raw_input, exc)
         return self._output(raw_input, result)
@@ -375,9 +380,7 @@ class AgentFMTaskTool(AsyncBaseTool):
         raw_input = {"args": args, "kwargs": kwargs}
         try:
             prompt = self._prompt(args, kwargs)
-            aclient = self._clients.async_
-            peer_id = pick_peer(await aclient.workers.match(self.model), self.model)
-            result = await aclient.tasks.run(peer_id=peer_id, prompt=prompt, timeout=self._timeout)
+            result = await _arun(self._clients.async_, self.model, prompt, self._timeout)
         except (AgentFMError, ValueError) as exc:
             return self._error(raw_input, exc)
         return self._output(raw_input, result)

@@ -40,7 +40,8 @@ def _build(
     wire = coerce_messages(messages)
     if not wire:
         raise InvalidRequestError("messages must not be empty", code="prompt_required")
-    GLOBAL_WARNER.check(model)
+    if client.routing_warning:
+        GLOBAL_WARNER.check(model)
     body = {**extra, "model": model, "messages": wire, "stream": stream}
     return completion_spec(client, _PATH, body, timeout)
 

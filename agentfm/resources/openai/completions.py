@@ -38,7 +38,8 @@ def _build(
 ) -> RequestSpec:
     model, timeout = check_common(model, timeout)
     prompt = require_prompt(prompt)
-    GLOBAL_WARNER.check(model)
+    if client.routing_warning:
+        GLOBAL_WARNER.check(model)
     body = {**extra, "model": model, "prompt": prompt, "stream": stream}
     return completion_spec(client, _PATH, body, timeout)
 

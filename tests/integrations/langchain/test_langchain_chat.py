@@ -317,21 +317,23 @@ def test_batch_survives_a_peer_failing_every_task(
     spy = ScatterSpy(fclient)
     llm = ChatAgentFM(model=ENGINE, client=fclient)
     out = llm.batch([f"n{i}" for i in range(50)])
-    # One scatter for the batch; items whose task broke after it started are re-sent to
-    # other peers in a follow-up scatter of just those items.
-    assert spy.calls[0] == 50
-    assert all(n < 50 for n in spy.calls[1:])
+    # Exactly one scatter: the SDK's scatter moves items whose stream broke to other peers.
+    assert spy.calls == [50]
     assert [f"n{i}" in m.text for i, m in enumerate(out)] == [True] * 50
     assert broken not in {m.response_metadata["peer_id"] for m in out}
     assert any(broken in m.response_metadata["agentfm"]["peers_tried"] for m in out)
 
 
 async def test_abatch_survives_a_peer_failing_every_task(
-    afclient: agentfm.AsyncAgentFMClient,
+    failing_mesh: EmbeddedMesh, afclient: agentfm.AsyncAgentFMClient
 ) -> None:
+    broken = failing_mesh.peer_id("broken")
+    spy = ScatterSpy(afclient)
     llm = ChatAgentFM(model=ENGINE, async_client=afclient)
-    out = await llm.abatch([f"m{i}" for i in range(20)])
-    assert [f"m{i}" in m.text for i, m in enumerate(out)] == [True] * 20
+    out = await llm.abatch([f"m{i}" for i in range(50)])
+    assert spy.calls == [50]
+    assert [f"m{i}" in m.text for i, m in enumerate(out)] == [True] * 50
+    assert broken not in {m.response_metadata["peer_id"] for m in out}
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

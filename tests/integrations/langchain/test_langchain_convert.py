@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import random
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -20,7 +18,6 @@ from langchain_core.messages import (
 
 import agentfm
 from agentfm_integrations.langchain import _convert as cv
-from agentfm_integrations.langchain import _mesh
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,18 +93,6 @@ def test_usage_is_estimated_and_flagged() -> None:
     assert "files" not in md["agentfm"]
 
 
-def test_file_refs_describe_files_by_reference(tmp_path: Path) -> None:
-    f = tmp_path / "answer.md"
-    f.write_text("# hi\n")
-    (ref,) = cv.file_refs([f, tmp_path / "gone.txt"])
-    assert ref == {
-        "path": str(f),
-        "mime_type": "text/markdown",
-        "size": 5,
-        "sha256": hashlib.sha256(b"# hi\n").hexdigest(),
-    }
-
-
 @pytest.mark.parametrize(
     ("sdk_error", "model_error"),
     [
@@ -131,15 +116,6 @@ def test_errors_map_to_core_model_errors(
     mapped = cv.to_model_error(sdk_error("boom"))
     assert type(mapped) is model_error
     assert str(mapped) == "boom"
-
-
-def test_failover_policy() -> None:
-    assert _mesh.can_fail_over(agentfm.WorkerUnreachableError("x"), emitted=False)
-    assert not _mesh.can_fail_over(agentfm.WorkerUnreachableError("x"), emitted=True)
-    assert not _mesh.can_fail_over(agentfm.AuthenticationError("x"), emitted=False)
-    assert not _mesh.can_fail_over(ValueError("x"), emitted=False)
-    with pytest.raises(agentfm.ModelNotFoundError):
-        _mesh.require_peers("nope", [])
 
 
 @pytest.mark.parametrize(
@@ -199,113 +175,3 @@ def test_import_without_langchain_names_the_extra(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert 'pip install "agentfm-integrations[langchain]"' in out
-
-
-def test_rejection_gate_holds_only_a_leading_rejection_line() -> None:
-    gate = _mesh.RejectionGate()
-    assert gate.feed("❌ ERR") == ""
-    assert gate.feed("OR: Worker is at max capacity (1/1).\n") == ""
-    assert not gate.emitted  # a failure now may still fail over
-    assert gate.feed("but more output\n") == (
-        "❌ ERROR: Worker is at max capacity (1/1).\nbut more output\n"
-    )
-    assert gate.emitted
-    plain = _mesh.RejectionGate()
-    assert plain.feed("hello") == "hello"
-    assert plain.feed(" world") == " world"
-    ended = _mesh.RejectionGate()
-    assert ended.feed("❌ ERROR: x\n") == ""
-    assert ended.flush() == "❌ ERROR: x\n"
-
-
-def _result(index: int, ok: bool, peer: str, exc: Exception | None = None) -> agentfm.ScatterResult:
-    return agentfm.ScatterResult(
-        prompt=f"p{index}",
-        worker_id=peer,
-        status="success" if ok else "failed",
-        text="t" if ok else "",
-        index=index,
-        attempts=1,
-        peers_tried=[peer],
-        error=None if ok else "x",
-        exception=exc,
-    )
-
-
-def test_failover_rounds_resend_only_failed_items_to_untried_peers() -> None:
-    plan = _mesh.FailoverRounds(["a", "b", "c"], ["p1", "p2", "p3"], max_retries=2)
-    first = plan.next_round()
-    assert first is not None
-    assert (first.indexes, first.peers, first.max_retries) == ([0, 1, 2], ["p1", "p2", "p3"], 2)
-    broken = agentfm.IncompleteStreamError("reset")
-    assert plan.settle(_result(0, True, "p1")) is not None
-    assert plan.settle(_result(1, False, "p2", broken)) is None
-    final = plan.settle(_result(2, False, "p3", agentfm.AuthenticationError("no")))
-    assert final is not None
-    assert (final.index, final.ok) == (2, False)
-    second = plan.next_round()
-    assert second is not None
-    assert (second.indexes, second.prompts, second.peers, second.max_retries) == (
-        [1],
-        ["b"],
-        ["p1", "p3"],
-        1,
-    )
-    done = plan.settle(_result(0, True, "p1"))  # index is the position within the round
-    assert done is not None
-    assert (done.index, done.attempts, done.peers_tried) == (1, 2, ["p2", "p1"])
-    assert plan.next_round() is None
-
-
-def test_failover_rounds_respect_the_budget() -> None:
-    plan = _mesh.FailoverRounds(["a"], ["p1", "p2"], max_retries=0)
-    assert plan.next_round() is not None
-    final = plan.settle(_result(0, False, "p1", agentfm.IncompleteStreamError("reset")))
-    assert final is not None
-    assert not final.ok
-    assert plan.next_round() is None
-
-
-def _plan_run(
-    plan: _mesh.PeerPlan, outcomes: dict[str, list[Exception]]
-) -> list[tuple[str, float]]:
-    """Drive a plan; each peer fails with its next listed error (none left: success)."""
-    steps: list[tuple[str, float]] = []
-    while (step := plan.next()) is not None:
-        steps.append(step)
-        errors = outcomes.get(step[0], [])
-        if not errors:
-            break
-        plan.failed(step[0], errors.pop(0))
-    return steps
-
-
-def test_peer_plan_fails_over_to_untried_peers_within_budget() -> None:
-    broken = agentfm.IncompleteStreamError("reset")
-    plan = _mesh.PeerPlan(["a", "b", "c", "a"], max_retries=1)
-    steps = _plan_run(plan, {"a": [broken], "b": [broken], "c": []})
-    assert steps == [("a", 0.0), ("b", 0.0)]  # two failures use the budget of 1 retry
-    assert plan.tried == ["a", "b"]
-    ok = _mesh.PeerPlan(["a", "b"], max_retries=2)
-    assert _plan_run(ok, {"a": [broken]}) == [("a", 0.0), ("b", 0.0)]
-
-
-def test_peer_plan_cycles_refusing_peers_with_backoff() -> None:
-    full = agentfm.WorkerRejectedError("❌ ERROR: Worker is at max capacity (4/4).")
-    plan = _mesh.PeerPlan(["a", "b"], max_retries=2)
-    steps = _plan_run(plan, {"a": [full, full], "b": [full]})
-    assert [p for p, _ in steps] == ["a", "b", "a", "b"]
-    assert [d for _, d in steps][:2] == [0.0, 0.0]
-    assert steps[2][1] > 0  # a new round after everyone refused waits a little
-    always_full = _mesh.PeerPlan(["a"], max_retries=1)
-    assert len(_plan_run(always_full, {"a": [full] * 10})) == 2
-
-
-def test_order_peers_prefers_free_workers_and_spreads_ties() -> None:
-    def worker(peer: str, current: int) -> agentfm.WorkerProfile:
-        return agentfm.WorkerProfile(peer_id=peer, current_tasks=current, max_tasks=4)
-
-    workers = [worker("busy", 3), worker("idle1", 0), worker("idle2", 0)]
-    firsts = {_mesh.order_peers(workers, random.Random(seed))[0] for seed in range(20)}
-    assert firsts == {"idle1", "idle2"}
-    assert all(_mesh.order_peers(workers, random.Random(s))[-1] == "busy" for s in range(5))

@@ -77,6 +77,19 @@ async def allm(demo_mesh: EmbeddedMesh, tmp_path: Path) -> AsyncIterator[AgentFM
     await model.aclose()
 
 
+def _spy_scatters(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every scatter ``client`` starts."""
+    calls: list[int] = []
+    original = client.tasks.scatter_iter
+
+    def spy(prompts: Any, **kwargs: Any) -> Any:
+        calls.append(len(prompts))
+        return original(prompts, **kwargs)
+
+    monkeypatch.setattr(client.tasks, "scatter_iter", spy)
+    return calls
+
+
 def _echo_peers(mesh: EmbeddedMesh) -> set[str]:
     return {w.peer_id for w in mesh.workers if w.engine == "echo" or w.name == "echo"}
 
@@ -354,14 +367,20 @@ async def test_batch_chat_flattens_like_the_gateway(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_batch_of_50_survives_a_failing_peer(li_mesh: EmbeddedMesh, mode: str) -> None:
+async def test_batch_of_50_survives_a_failing_peer(
+    li_mesh: EmbeddedMesh, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     llm = AgentFM(model="flaky", gateway_url=li_mesh.url, max_retries=3)
     bad = li_mesh.peer_id("flaky-bad")
     prompts = [f"job {i}" for i in range(50)]
     if mode == "sync":
+        scatters = _spy_scatters(llm.client, monkeypatch)
         responses = llm.batch_complete(prompts, max_concurrency=8)
     else:
+        scatters = _spy_scatters(llm.async_client, monkeypatch)
         responses = await llm.abatch_complete(prompts, max_concurrency=8)
+    # Exactly one SDK scatter: it moves items whose stream broke to untried peers itself.
+    assert scatters == [50]
     assert len(responses) == 50
     assert [r.text.strip() for r in responses] == prompts
     assert all(r.additional_kwargs["peer_id"] != bad for r in responses)
@@ -388,15 +407,7 @@ async def test_coalescing_serves_gathered_calls_with_one_scatter(
     demo_mesh: EmbeddedMesh, monkeypatch: pytest.MonkeyPatch, recorder: Recorder
 ) -> None:
     llm = AgentFM(model="echo", gateway_url=demo_mesh.url, coalesce_window_ms=50)
-    tasks = llm.async_client.tasks
-    calls: list[int] = []
-    original = tasks.scatter_iter
-
-    def spy(prompts: Any, **kwargs: Any) -> Any:
-        calls.append(len(prompts))
-        return original(prompts, **kwargs)
-
-    monkeypatch.setattr(tasks, "scatter_iter", spy)
+    calls = _spy_scatters(llm.async_client, monkeypatch)
     chat = [ChatMessage(role=MessageRole.USER, content="coalesced chat")]
     results = await asyncio.gather(*(llm.acomplete(f"c{i}") for i in range(7)), llm.achat(chat))
     assert calls == [8]

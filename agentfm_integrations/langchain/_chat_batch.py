@@ -1,0 +1,240 @@
+"""`ScatterBatchChatModel`: the ``batch`` family of a chat model, run as one mesh scatter.
+
+Each override submits one `_batch.ScatterJob` for all inputs and then hands the tagged
+inputs to core's own implementation, so every input is still its own traced LLM run.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from langchain_core.caches import BaseCache
+from langchain_core.globals import get_llm_cache
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables.config import get_config_list
+
+from agentfm_integrations.langchain import _batch
+from agentfm_integrations.langchain._convert import to_prompt
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator, Sequence
+
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForLLMRun,
+        CallbackManagerForLLMRun,
+    )
+    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.messages import AIMessage
+    from langchain_core.runnables import RunnableConfig
+
+    import agentfm
+    from agentfm_integrations._clients import AsyncScope
+
+
+class ScatterBatchChatModel(BaseChatModel):
+    """A chat model whose ``batch`` and friends run as one scatter across the mesh."""
+
+    use_scatter: bool = True
+    """Run ``batch`` and friends as one scatter; False keeps LangChain's per-input calls."""
+    scatter_concurrency: int | None = None
+    """Scatter parallelism when the config sets no ``max_concurrency``; default: the
+    matched peers' advertised task slots."""
+
+    @abstractmethod
+    def _sync_client(self) -> agentfm.AgentFMClient:
+        """The sync SDK client the scatter runs on."""
+
+    @abstractmethod
+    def _async_client(self) -> AsyncScope:
+        """The async SDK client the scatter runs on, as an ``async with`` scope."""
+
+    @abstractmethod
+    def _scatter_settings(
+        self, configs: Sequence[RunnableConfig], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keyword arguments of `_batch.ScatterJob.run_sync` / ``start_async``."""
+
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        # A scatter item already has its answer on the way; streaming it again would send a
+        # second task (and core calls ``_stream`` without the run manager that names it).
+        if _batch.lookup(self, run_manager) is not None:
+            return False
+        return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+
+    def _should_use_protocol_streaming(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        if _batch.lookup(self, run_manager) is not None:
+            return False
+        return super()._should_use_protocol_streaming(
+            async_api=async_api, run_manager=run_manager, **kwargs
+        )
+
+    def _scatter_prompts(self, inputs: Sequence[LanguageModelInput]) -> list[str] | None:
+        """Return one prompt per input when this batch should be one scatter, else None."""
+        if not self.use_scatter or len(inputs) < 2 or self.rate_limiter is not None:
+            return None
+        # With a cache, hits must not cost a task; core's per-input path checks it first.
+        if isinstance(self.cache, BaseCache) or (self.cache is None and get_llm_cache()):
+            return None
+        try:
+            return [to_prompt(self._convert_input(i).to_messages()) for i in inputs]
+        except (ValueError, TypeError):
+            # Let core's per-input path raise the conversion error for the item at fault.
+            return None
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Answer every input with one scatter across the matching peers.
+
+        Each input is still its own LLM run (callbacks, tracing, per-item errors with
+        ``return_exceptions``), results come back in input order, and
+        ``config["max_concurrency"]`` caps the scatter's parallelism.
+        """
+        if not inputs:
+            return []
+        prompts = self._scatter_prompts(inputs)
+        if prompts is None:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        configs = get_config_list(config, len(inputs))
+        with _batch.ScatterJob(self, prompts) as job:
+            job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
+            return super().batch(
+                inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
+            )
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Async twin of `batch`: one scatter, one LLM run per input."""
+        if not inputs:
+            return []
+        prompts = self._scatter_prompts(inputs)
+        if prompts is None:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        configs = get_config_list(config, len(inputs))
+        async with self._async_client() as client:
+            with _batch.ScatterJob(self, prompts) as job:
+                job.start_async(client, **self._scatter_settings(configs, kwargs))
+                try:
+                    return await super().abatch(
+                        inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
+                    )
+                finally:
+                    await job.astop()
+
+    @overload
+    def batch_as_completed(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: Literal[False] = False,
+        **kwargs: Any,
+    ) -> Iterator[tuple[int, AIMessage]]: ...
+
+    @overload
+    def batch_as_completed(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: Literal[True],
+        **kwargs: Any,
+    ) -> Iterator[tuple[int, AIMessage | Exception]]: ...
+
+    def batch_as_completed(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[tuple[int, AIMessage | Exception]]:
+        """Like `batch` (one scatter), yielding ``(index, result)`` as items finish."""
+        core: Any = super()
+        prompts = self._scatter_prompts(inputs) if inputs else None
+        if prompts is None:
+            yield from core.batch_as_completed(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+            return
+        configs = get_config_list(config, len(inputs))
+        with _batch.ScatterJob(self, prompts) as job:
+            job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
+            yield from core.batch_as_completed(
+                inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
+            )
+
+    @overload
+    def abatch_as_completed(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: Literal[False] = False,
+        **kwargs: Any | None,
+    ) -> AsyncIterator[tuple[int, AIMessage]]: ...
+
+    @overload
+    def abatch_as_completed(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: Literal[True],
+        **kwargs: Any | None,
+    ) -> AsyncIterator[tuple[int, AIMessage | Exception]]: ...
+
+    async def abatch_as_completed(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any | None,
+    ) -> AsyncIterator[tuple[int, AIMessage | Exception]]:
+        """Async twin of `batch_as_completed`."""
+        core: Any = super()
+        prompts = self._scatter_prompts(inputs) if inputs else None
+        if prompts is None:
+            async for item in core.abatch_as_completed(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            ):
+                yield item
+            return
+        configs = get_config_list(config, len(inputs))
+        async with self._async_client() as client:
+            with _batch.ScatterJob(self, prompts) as job:
+                job.start_async(client, **self._scatter_settings(configs, kwargs))
+                try:
+                    async for item in core.abatch_as_completed(
+                        inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
+                    ):
+                        yield item
+                finally:
+                    await job.astop()

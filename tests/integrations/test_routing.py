@@ -1,0 +1,197 @@
+"""The single-call routing both integrations share: pure planners, and the drivers on a mesh."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+import pytest
+
+import agentfm
+from agentfm_integrations import _routing
+from agentfm_integrations._clients import client_kwargs
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from agentfm.mesh import AgentContext, EmbeddedMesh
+
+ENGINE = "routing-echo"
+
+
+@pytest.fixture(scope="module")
+def routing_mesh() -> Iterator[EmbeddedMesh]:
+    """Two echo peers and one that breaks every stream, all with engine `ENGINE`."""
+    from agentfm.mesh import BreakStream, CallableAgent, EmbeddedMesh, WorkerConfig
+
+    def echo(prompt: str, ctx: AgentContext) -> str:
+        return f"echo: {prompt}\n"
+
+    def broken(prompt: str, ctx: AgentContext) -> str:
+        raise BreakStream
+
+    workers = [
+        WorkerConfig(f"echo{i}", ENGINE, CallableAgent(echo), seed=f"rt-echo-{i}") for i in range(2)
+    ]
+    workers.append(WorkerConfig("broken", ENGINE, CallableAgent(broken), seed="rt-broken"))
+    with EmbeddedMesh(workers=workers) as mesh:
+        yield mesh
+
+
+def _worker(peer: str, current: int, max_tasks: int = 4) -> agentfm.WorkerProfile:
+    return agentfm.WorkerProfile(peer_id=peer, current_tasks=current, max_tasks=max_tasks)
+
+
+def test_failover_policy() -> None:
+    assert _routing.can_fail_over(agentfm.WorkerUnreachableError("x"), emitted=False)
+    assert _routing.can_fail_over(agentfm.IncompleteStreamError("x"), emitted=False)
+    assert not _routing.can_fail_over(agentfm.WorkerUnreachableError("x"), emitted=True)
+    assert not _routing.can_fail_over(agentfm.AuthenticationError("x"), emitted=False)
+    assert not _routing.can_fail_over(ValueError("x"), emitted=False)
+    with pytest.raises(agentfm.ModelNotFoundError) as info:
+        _routing.require_peers("nope", [])
+    assert info.value.code == "model_not_found"
+    assert _routing.mesh_capacity([_worker("a", 0, 4), _worker("b", 0, 0)]) == 5
+
+
+def test_rejection_gate_holds_only_a_leading_rejection_line() -> None:
+    gate = _routing.RejectionGate()
+    assert gate.feed("❌ ERR") == ""
+    assert gate.feed("OR: Worker is at max capacity (1/1).\n") == ""
+    assert not gate.emitted  # a failure now may still fail over
+    assert gate.feed("but more output\n") == (
+        "❌ ERROR: Worker is at max capacity (1/1).\nbut more output\n"
+    )
+    assert gate.emitted
+    plain = _routing.RejectionGate()
+    assert plain.feed("hello") == "hello"
+    assert plain.feed(" world") == " world"
+    ended = _routing.RejectionGate()
+    assert ended.feed("❌ ERROR: x\n") == ""
+    assert ended.flush() == "❌ ERROR: x\n"
+
+
+def _plan_run(
+    plan: _routing.PeerPlan, outcomes: dict[str, list[Exception]]
+) -> list[tuple[str, float]]:
+    """Drive a plan; each peer fails with its next listed error (none left: success)."""
+    steps: list[tuple[str, float]] = []
+    while (step := plan.next()) is not None:
+        steps.append(step)
+        errors = outcomes.get(step[0], [])
+        if not errors:
+            break
+        plan.failed(step[0], errors.pop(0))
+    return steps
+
+
+def test_peer_plan_fails_over_to_untried_peers_within_budget() -> None:
+    broken = agentfm.IncompleteStreamError("reset")
+    plan = _routing.PeerPlan(["a", "b", "c", "a"], max_retries=1)
+    steps = _plan_run(plan, {"a": [broken], "b": [broken], "c": []})
+    assert steps == [("a", 0.0), ("b", 0.0)]  # two failures use the budget of 1 retry
+    assert plan.tried == ["a", "b"]
+    ok = _routing.PeerPlan(["a", "b"], max_retries=2)
+    assert _plan_run(ok, {"a": [broken]}) == [("a", 0.0), ("b", 0.0)]
+
+
+def test_peer_plan_cycles_refusing_peers_with_backoff() -> None:
+    full = agentfm.WorkerRejectedError("❌ ERROR: Worker is at max capacity (4/4).")
+    plan = _routing.PeerPlan(["a", "b"], max_retries=2)
+    steps = _plan_run(plan, {"a": [full, full], "b": [full]})
+    assert [p for p, _ in steps] == ["a", "b", "a", "b"]
+    assert [d for _, d in steps][:2] == [0.0, 0.0]
+    assert steps[2][1] > 0  # a new round after everyone refused waits a little
+    always_full = _routing.PeerPlan(["a"], max_retries=1)
+    assert len(_plan_run(always_full, {"a": [full] * 10})) == 2
+
+
+def test_order_peers_prefers_free_workers_and_spreads_ties() -> None:
+    workers = [_worker("busy", 3), _worker("idle1", 0), _worker("idle2", 0)]
+    firsts = {_routing.order_peers(workers, rng=random.Random(seed))[0] for seed in range(20)}
+    assert firsts == {"idle1", "idle2"}
+    assert all(_routing.order_peers(workers, rng=random.Random(s))[-1] == "busy" for s in range(5))
+
+
+def test_order_peers_counts_our_own_tasks_in_flight() -> None:
+    # Telemetry says both are idle, but this process already runs 3 tasks on "a".
+    workers = [_worker("a", 0), _worker("b", 1)]
+    for seed in range(10):
+        assert _routing.order_peers(workers, {"a": 3}, random.Random(seed)) == ["b", "a"]
+
+
+def test_client_kwargs_leave_unset_values_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    monkeypatch.setenv("AGENTFM_API_KEY", "from-env")
+    monkeypatch.setenv("AGENTFM_GATEWAY_URL", "http://gw.env:1")
+    unset = client_kwargs(
+        gateway_url=None, api_key=None, timeout=None, retries=None, artifacts_dir=None
+    )
+    assert unset == {"gateway_url": None, "routing_warning": False}
+    with agentfm.AgentFMClient(**unset) as client:
+        assert (client.gateway_url, client.api_key) == ("http://gw.env:1", "from-env")
+        assert client.routing_warning is False
+    given = client_kwargs(
+        gateway_url="http://gw:2", api_key=SecretStr("k"), timeout=5.0, retries=0, artifacts_dir="d"
+    )
+    assert given == {
+        "gateway_url": "http://gw:2",
+        "routing_warning": False,
+        "api_key": "k",
+        "timeout": 5.0,
+        "retries": 0,
+        "artifacts_dir": "d",
+    }
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_drivers_fail_over_a_broken_stream_before_any_text(
+    routing_mesh: EmbeddedMesh, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # The broken peer goes first, so every call must fail over once to succeed.
+    order = [routing_mesh.peer_id("broken"), routing_mesh.peer_id("echo0")]
+    monkeypatch.setattr(_routing, "order_peers", lambda *_a, **_k: order)
+    if mode == "sync":
+        with agentfm.AgentFMClient(routing_mesh.url, api_key=None) as client:
+            result, tried = _routing.run_task(
+                client, model=ENGINE, prompt="hi", max_retries=2, timeout=None
+            )
+            events = list(
+                _routing.stream_task(client, model=ENGINE, prompt="yo", max_retries=2, timeout=None)
+            )
+    else:
+        async with agentfm.AsyncAgentFMClient(routing_mesh.url, api_key=None) as aclient:
+            result, tried = await _routing.arun_task(
+                aclient, model=ENGINE, prompt="hi", max_retries=2, timeout=None
+            )
+            events = [
+                e
+                async for e in _routing.astream_task(
+                    aclient, model=ENGINE, prompt="yo", max_retries=2, timeout=None
+                )
+            ]
+    assert tried == order
+    assert result.text == "echo: hi\n"
+    *texts, end = events
+    assert "".join(str(t) for t in texts) == "echo: yo\n"
+    assert isinstance(end, _routing.StreamEnd)
+    assert (end.peer_id, end.peers_tried) == (order[1], order)
+    assert _routing.IN_FLIGHT.snapshot() == {}
+
+
+async def test_drivers_give_up_after_max_retries(
+    routing_mesh: EmbeddedMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = [routing_mesh.peer_id("broken"), routing_mesh.peer_id("echo0")]
+    monkeypatch.setattr(_routing, "order_peers", lambda *_a, **_k: order)
+    with (
+        agentfm.AgentFMClient(routing_mesh.url, api_key=None) as client,
+        pytest.raises(agentfm.IncompleteStreamError),
+    ):
+        _routing.run_task(client, model=ENGINE, prompt="hi", max_retries=0, timeout=None)
+    async with agentfm.AsyncAgentFMClient(routing_mesh.url, api_key=None) as aclient:
+        with pytest.raises(agentfm.IncompleteStreamError):
+            await _routing.arun_task(
+                aclient, model=ENGINE, prompt="hi", max_retries=0, timeout=None
+            )
