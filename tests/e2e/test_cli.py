@@ -1,0 +1,283 @@
+"""The ``agentfm-py`` CLI against a real embedded mesh: output, files, errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from agentfm.cli import main
+from agentfm.mesh import EmbeddedMesh
+from tests.e2e._helpers import REPO, clean_env, run_python
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+COMMANDS: list[list[str]] = [
+    [],
+    ["ping"],
+    ["workers"],
+    ["models"],
+    ["chat"],
+    ["run"],
+    ["scatter"],
+    ["mesh"],
+    ["mesh", "serve"],
+    ["demo"],
+]
+
+KEY = "cli-test-key-0123456789"
+
+
+def cli(
+    argv: Sequence[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """Run the CLI in-process with no AgentFM settings in the environment."""
+    monkeypatch.delenv("AGENTFM_GATEWAY_URL", raising=False)
+    monkeypatch.delenv("AGENTFM_API_KEY", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def locked_mesh() -> Iterator[EmbeddedMesh]:
+    with EmbeddedMesh.demo(api_keys=[KEY]) as mesh:
+        yield mesh
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_help_everywhere(
+    command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = cli([*command, "--help"], capsys, monkeypatch)
+    assert code == 0
+    assert "usage:" in out.lower()
+    assert "--" in out  # at least one option is documented
+
+
+def test_python_dash_m_is_the_same_cli() -> None:
+    proc = run_python(["-m", "agentfm", "--version"])
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("agentfm-py ")
+
+
+def test_models_table(
+    demo_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = cli(["--gateway", demo_mesh.url, "models"], capsys, monkeypatch)
+    assert code == 0
+    for worker in demo_mesh.workers:
+        assert worker.peer_id in out
+        assert worker.name in out
+    assert "0/" in out  # load column: idle workers
+
+
+def test_models_table_in_a_narrow_terminal_shortens_ids_and_says_so(
+    demo_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["--gateway", demo_mesh.url, "models"]) == 0
+    captured = capsys.readouterr()
+    for worker in demo_mesh.workers:
+        assert f"{worker.peer_id[:12]}…{worker.peer_id[-4:]}" in captured.out
+        assert worker.peer_id not in captured.out
+    assert "agentfm-py workers" in captured.err
+
+
+def test_models_reads_gateway_from_env(
+    demo_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("AGENTFM_GATEWAY_URL", demo_mesh.url)
+    assert main(["models", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # /v1/models lists one entry per worker, keyed by peer id.
+    assert {m["id"] for m in data["data"]} == {w.peer_id for w in demo_mesh.workers}
+    assert {m["agentfm_name"] for m in data["data"]} == {"echo", "writer", "summarizer"}
+
+
+def test_chat_by_model_streams(
+    demo_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = cli(
+        ["--gateway", demo_mesh.url, "chat", "--model", "echo", "hello from the cli"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0
+    assert "hello from the cli" in out
+
+
+def test_chat_by_peer_without_streaming(
+    demo_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer = demo_mesh.peer_id("echo")
+    code, out, _ = cli(
+        ["--gateway", demo_mesh.url, "chat", "--peer", peer, "--no-stream", "--prompt", "pinned"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0
+    assert "pinned" in out
+
+
+def test_run_saves_artifacts(
+    demo_mesh: EmbeddedMesh,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out_dir = tmp_path / "files"
+    code, _, err = cli(
+        ["--gateway", demo_mesh.url, "run", "--model", "writer", "a note", "--out", str(out_dir)],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0
+    files = [p for p in out_dir.rglob("*") if p.is_file()]
+    assert [p.name for p in files] == ["answer.md"]
+    assert files[0].read_text(encoding="utf-8").strip()
+    assert f"saved {files[0]}" in err
+
+
+def test_scatter_file_to_jsonl_in_order(
+    demo_mesh: EmbeddedMesh,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prompts = [f"prompt number {i}" for i in range(15)]
+    source = tmp_path / "prompts.txt"
+    source.write_text("\n".join(prompts) + "\n\n", encoding="utf-8")
+    target = tmp_path / "out.jsonl"
+    code, _, err = cli(
+        [
+            "--gateway",
+            demo_mesh.url,
+            "scatter",
+            str(source),
+            "--model",
+            "echo",
+            "--out",
+            str(target),
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert [r["prompt"] for r in rows] == prompts
+    assert [r["index"] for r in rows] == list(range(len(prompts)))
+    assert all(r["status"] == "success" and r["prompt"] in r["text"] for r in rows)
+    assert "15 succeeded, 0 failed" in err
+
+
+def test_scatter_to_stdout(
+    demo_mesh: EmbeddedMesh,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "prompts.txt"
+    source.write_text("a\nb\n", encoding="utf-8")
+    peer = demo_mesh.peer_id("echo")
+    code, out, _ = cli(
+        ["--gateway", demo_mesh.url, "scatter", str(source), "--peer", peer], capsys, monkeypatch
+    )
+    assert code == 0
+    assert [json.loads(line)["prompt"] for line in out.splitlines()] == ["a", "b"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_gateway_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    code, out, err = cli(["--gateway", url, "--timeout", "5", "models"], capsys, monkeypatch)
+    assert code == 2
+    assert out == ""
+    assert f"cannot reach the gateway at {url}" in err
+    assert "Traceback" not in err
+
+
+def test_rejected_key_is_one_clear_line(
+    locked_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "wrong-key-but-long-enough"
+    code, _, err = cli(
+        ["--gateway", locked_mesh.url, "--api-key", wrong, "models"], capsys, monkeypatch
+    )
+    assert code == 2
+    assert "rejected the API key" in err
+    assert wrong not in err
+    assert "Traceback" not in err
+
+
+def test_missing_key_is_reported(
+    locked_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = cli(["--gateway", locked_mesh.url, "workers"], capsys, monkeypatch)
+    assert code == 2
+    assert "AGENTFM_API_KEY" in err
+
+
+def test_key_from_env_is_accepted(
+    locked_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTFM_GATEWAY_URL", locked_mesh.url)
+    monkeypatch.setenv("AGENTFM_API_KEY", KEY)
+    assert main(["workers"]) == 0
+    peers = {w["peer_id"] for w in json.loads(capsys.readouterr().out)}
+    assert peers == {w.peer_id for w in locked_mesh.workers}
+
+
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        (["--demo"], {"echo", "writer", "summarizer"}),
+        (["--config", "cookbook/10_own_agent.toml"], {"wordcount"}),
+    ],
+    ids=["demo", "cookbook-toml"],
+)
+def test_mesh_serve_prints_url_and_stops_on_sigint(options: list[str], names: set[str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentfm", "mesh", "serve", *options, "--port", "0"],
+        cwd=REPO,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("http://127.0.0.1:"), line
+        assert httpx.get(f"{line}/health", timeout=10).status_code == 200
+        workers = httpx.get(f"{line}/api/workers", timeout=10).json()["agents"]
+        assert {w["name"] for w in workers} == names
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.strip() == ""  # exactly one line on stdout: the URL
+    assert "Traceback" not in err

@@ -1,0 +1,90 @@
+"""Every cookbook script runs, standalone, against its own embedded mesh and says what it did."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e._helpers import COOKBOOK, assert_ok, run_python
+
+# What each script must print for the run to count: a line that only appears when the
+# interesting part (the failover, the file, the webhook, the tool artifact...) happened.
+EXPECTED: dict[str, list[str]] = {
+    "01_quickstart.py": [
+        r"started an embedded mesh at http://127\.0\.0\.1:\d+",
+        r"picked echo \(12D3KooW\w+\)",
+        r"run answer: '.*hello, mesh.*'",
+        r"streamed task \S+ from 12D3KooW\w+",
+    ],
+    "02_batch_scatter.py": [
+        r"scattering 30 prompts over 3 echo workers",
+        r"30/30 succeeded; [1-9]\d* needed a failover",
+    ],
+    "03_artifacts.py": [
+        r"files_incoming=True",
+        r"artifact: \S+answer\.md \([1-9]\d* bytes\)",
+    ],
+    "04_async_webhook.py": [
+        r"submitted (task_\w+): queued",
+        r"webhook: task task_\w+ is completed \(worker 12D3KooW\w+\)",
+        r"a forged, unsigned callback gets HTTP 401",
+    ],
+    "05_openai_dropin.py": [
+        r"model: 12D3KooW\w+ \(echo, echo\)",
+        r"model: 12D3KooW\w+ \(writer, markdown\)",
+        r"reply: '.*hello from openai.*'",
+        r"streamed [1-9]\d* chunk\(s\): '.*now stream it.*'",
+    ],
+    "06_langchain_chat_batch.py": [
+        r"chain: '.*peer-to-peer meshes.*'",
+        r"stream: [1-9]\d* chunk\(s\)",
+        r"question 11 -> '.*question 11.*' on 12D3KooW\w+",
+        r"chain batch: \[.*failover.*artifacts.*webhooks.*\]",
+    ],
+    "07_langchain_agent_tools.py": [
+        r"tools: \[.*writer.*\]",
+        r"tool artifact: task task_\w+ on 12D3KooW\w+",
+        r"  file \S+/answer\.md \(text/markdown, [1-9]\d* bytes\): # Answer",
+        r"agent answer: The \S+ tool answered: ",
+    ],
+    "08_llamaindex_rag.py": [
+        # The extractive summarizer answers with sentences of the retrieved passages.
+        r"answer: Scatter sends many prompts .* retries a failed prompt",
+        r"source: scatter \(score",
+    ],
+    "09_llamaindex_agent.py": [
+        r"tools: \['run_task', 'scatter', 'list_workers'\]",
+        r"tool run_task -> peer 12D3KooW\w+, files \['\S+/answer\.md'\]",
+        r"agent answer: Done\. wrote answer\.md",
+    ],
+    "10_own_agent_command.py": [
+        r"worker: wordcount engine=wordcount-v1 12D3KooW\w+",
+        r"answer: 6 words",
+        r'artifact: report\.json: \{"words": 6',
+        r"scatter: \['2 words', '3 words', '1 words'\]",
+    ],
+    "11_real_gateway.py": [
+        r"no AGENTFM_GATEWAY_URL: demonstrating on an embedded mesh with auth",
+        r"gateway healthy: True",
+        r"wrong key rejected: 401 invalid_api_key",
+        r"ChatAgentFM\('\w+'\): '.+'",
+    ],
+}
+
+
+def test_every_script_has_expectations() -> None:
+    scripts = sorted(p.name for p in COOKBOOK.glob("[0-9][0-9]_*.py"))
+    assert scripts == sorted(EXPECTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(EXPECTED))
+def test_cookbook_script(script: str) -> None:
+    proc = run_python([str(COOKBOOK / script)])
+    out = assert_ok(proc)
+    # A reader copies these scripts: no stack trace, warning or stray log line either.
+    assert "Traceback" not in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
+    missing = [p for p in EXPECTED[script] if not re.search(p, out)]
+    assert not missing, f"{script} output lacks {missing}:\n{out}"
