@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models import LangSmithParams
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from agentfm_integrations._clients import client_kwargs
 from agentfm_integrations.langchain._convert import PROVIDER, estimate_tokens
@@ -18,8 +18,11 @@ class MeshSettings(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
+    # A validation alias (not `alias`) keeps `gateway_url=` the name type checkers see, while
+    # `base_url=` still works at runtime for users coming from ChatOpenAI.
     gateway_url: str | None = Field(
-        default_factory=from_env("AGENTFM_GATEWAY_URL", default=None), alias="base_url"
+        default_factory=from_env("AGENTFM_GATEWAY_URL", default=None),
+        validation_alias=AliasChoices("gateway_url", "base_url"),
     )
     """Gateway base URL; ``AGENTFM_GATEWAY_URL`` or the SDK default when unset."""
     api_key: SecretStr | None = Field(

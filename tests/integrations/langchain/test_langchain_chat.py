@@ -204,8 +204,9 @@ def test_api_key_never_leaks(demo_mesh: EmbeddedMesh, artifacts_dir: str) -> Non
     assert secret not in str(recorder.starts)
 
 
-def test_settings_aliases_and_token_estimate() -> None:
-    llm = ChatAgentFM(model="echo", base_url="http://gw.example:8080", api_key=None)
+@pytest.mark.parametrize("key", ["gateway_url", "base_url"])
+def test_settings_aliases_and_token_estimate(key: str) -> None:
+    llm = ChatAgentFM(model="echo", api_key=None, **{key: "http://gw.example:8080"})
     assert llm.gateway_url == "http://gw.example:8080"
     assert llm.get_num_tokens("x" * 40) == 10
     assert llm.get_num_tokens_from_messages([AIMessage("y" * 40)]) > 0
