@@ -224,7 +224,7 @@ def _langchain_chain(
     prompt = ChatPromptTemplate.from_messages(
         [("human", "Summarize for a new user in three sentences:\n\n{text}")]
     )
-    chain = prompt | ChatAgentFM(model=model, base_url=gateway) | StrOutputParser()
+    chain = prompt | ChatAgentFM(model=model, gateway_url=gateway) | StrOutputParser()
     answer = chain.invoke({"text": " ".join(text for _, text in CORPUS)})
     console.print(f"[bold]LangChain chain[/] ({label}):")
     for line in answer.strip().splitlines():
@@ -242,7 +242,7 @@ def _langchain_batch(
     prompts: list[LanguageModelInput] = [
         f"Question {i + 1}: what is {i + 1} squared?" for i in range(count)
     ]
-    llm = ChatAgentFM(model="echo", base_url=gateway)
+    llm = ChatAgentFM(model="echo", gateway_url=gateway)
 
     with Progress(
         "[progress.description]{task.description}",
@@ -293,7 +293,7 @@ def _langchain_tool(
         name="writer",
         description="Writes a short document to answer.md.",
         model=writer,
-        base_url=gateway,
+        gateway_url=gateway,
         artifacts_dir=str(artifacts_dir),
     )
     message = tool.invoke(
