@@ -3,16 +3,16 @@
 Routing follows the gateway's `model` rule: a peer id pins one worker; an agent name or
 an engine name matches every such worker, least-loaded first.
 
-* Chat calls go through the gateway's OpenAI-compatible route (`/v1/chat/completions`,
-  streamed internally so the serving `peer_id` and `task_id` are known), so the gateway's
-  own matcher picks the worker.
-* Completion calls go through the native task route with the prompt verbatim (the
-  OpenAI text-completion route does not say which peer served it); the worker is chosen
-  by the SDK's copy of the gateway matcher (`client.workers.match`), with failover to an
-  untried peer while no text has been streamed.
+* Chat and completion calls run as one task on the native task route, where the stream
+  names the serving peer and the task and says whether files follow (`FILES_INCOMING`).
+  The worker is chosen by the SDK's copy of the gateway matcher (`client.workers.match`),
+  with failover to an untried peer while no text has been streamed. A completion sends
+  its prompt verbatim; a chat sends its messages flattened exactly as the gateway's
+  OpenAI-compatible route flattens them (`agentfm.flatten_messages`), so an agent sees
+  the same prompt either way.
 * Batches (`batch_complete`, `abatch_complete`, `batch_chat`, `abatch_chat`) and, when
   `coalesce_window_ms` is set, concurrent `acomplete`/`achat` calls run as one SDK
-  scatter over all matching peers (the scatter fails items over to untried peers).
+  scatter over all matching peers (see `_batch_methods.py`).
 
 Tool calling is not offered: the mesh ignores `tools`, so this is an `LLM`, not a
 `FunctionCallingLLM`.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -35,28 +35,23 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
-from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import LLM
 
-from agentfm import AgentFMClient, AsyncAgentFMClient, describe_files, flatten_messages
+from agentfm import AgentFMClient, AsyncAgentFMClient, FileRef, describe_files
 from agentfm_integrations import _routing
 from agentfm_integrations._clients import ClientHolder, client_kwargs
-from agentfm_integrations.llama_index._batch import Coalescer, ItemTrace, Kind
+from agentfm_integrations.llama_index._batch_methods import BatchMethods, chat_prompt
 from agentfm_integrations.llama_index._convert import (
     ResponseMeta,
     chat_response,
     completion_response,
-    messages_to_wire,
-    scatter_error,
-    scatter_meta,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
-    from pathlib import Path
+    from collections.abc import AsyncGenerator, Generator, Sequence
 
-    from agentfm import ScatterResult
+    from agentfm_integrations.llama_index._batch import Coalescer
 
 __all__ = ["DEFAULT_CONTEXT_WINDOW", "DEFAULT_NUM_OUTPUT", "AgentFM"]
 
@@ -67,10 +62,18 @@ agent does not advertise one."""
 DEFAULT_NUM_OUTPUT = 256
 """Output budget reported in `metadata` unless set (LlamaIndex's default)."""
 
-dispatcher = get_dispatcher(__name__)
+_ResponseT = TypeVar("_ResponseT", ChatResponse, CompletionResponse, covariant=True)
 
 
-class AgentFM(LLM):
+class _Wrap(Protocol[_ResponseT]):
+    """`chat_response` or `completion_response`: how a task's text becomes a response."""
+
+    def __call__(
+        self, text: str, meta: ResponseMeta, *, delta: str | None = None
+    ) -> _ResponseT: ...
+
+
+class AgentFM(BatchMethods, LLM):
     """Use agents on an AgentFM mesh as a LlamaIndex LLM.
 
     Example:
@@ -116,18 +119,13 @@ class AgentFM(LLM):
     )
     fetch_artifacts: bool = Field(
         default=True,
-        description="After a chat call, ask the gateway for the task's artifact files.",
-    )
-    chat_artifact_wait: float = Field(
-        default=0.0,
-        ge=0,
-        description="Seconds a chat call waits for files: the OpenAI-compatible route does "
-        "not say whether files are coming, so by default it asks once.",
+        description="Collect the files a chat or completion task announces; False leaves "
+        "them on the gateway.",
     )
     artifact_timeout: float = Field(
         default=120.0,
         gt=0,
-        description="Seconds a completion waits for files its task announced.",
+        description="Seconds a chat or completion call waits for files its task announced.",
     )
     max_concurrency: int = Field(
         default=8, gt=0, description="Default number of batch items in flight at once."
@@ -228,109 +226,42 @@ class AgentFM(LLM):
             await coalescer.aclose()
         await self._holder().aclose()
 
-    # -- routing and artifacts ---------------------------------------------------------------
+    # -- one task on the native route ----------------------------------------------------------
 
     def _route(self, kwargs: dict[str, Any]) -> str:
         model = kwargs.get("model") or self.model
         return str(model)
-
-    def _peers_for(self, model: str) -> list[str]:
-        return _routing.require_peers(model, self.client.workers.match(model))
-
-    async def _apeers_for(self, model: str) -> list[str]:
-        return _routing.require_peers(model, await self.async_client.workers.match(model))
-
-    def _files(self, task_id: str | None, wait: float) -> list[Path]:
-        if not task_id:
-            return []
-        return self.client.tasks.collect_artifacts(task_id, timeout=wait)
-
-    async def _afiles(self, task_id: str | None, wait: float) -> list[Path]:
-        if not task_id:
-            return []
-        return await self.async_client.tasks.collect_artifacts(task_id, timeout=wait)
 
     def _completion_prompt(self, prompt: str, formatted: bool) -> str:
         if formatted or self.completion_to_prompt is None:
             return prompt
         return self.completion_to_prompt(prompt)
 
-    # -- chat: the gateway's OpenAI-compatible route -------------------------------------------
+    def _wants_files(self, end: _routing.StreamEnd) -> str | None:
+        """The task id whose files to collect, or None (no files announced, or not wanted)."""
+        if self.fetch_artifacts and end.files_incoming and end.task_id:
+            return end.task_id
+        return None
 
-    def _iter_chat(self, messages: Sequence[ChatMessage], model: str) -> ChatResponseGen:
-        meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="v1")
-        text = ""
-        stream = self.client.openai.chat.completions.create(
-            model=model, messages=messages_to_wire(messages), stream=True, timeout=self.timeout
-        )
-        with stream:
-            for chunk in stream:
-                meta["peer_id"] = chunk.agentfm_peer_id or meta["peer_id"]
-                meta["task_id"] = chunk.agentfm_task_id or meta["task_id"]
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta:
-                    text += delta
-                    yield chat_response(text, meta, delta=delta)
-        if self.fetch_artifacts:
-            meta["files"] = describe_files(self._files(meta["task_id"], self.chat_artifact_wait))
-        yield chat_response(text, meta, delta="")
+    def _files(self, end: _routing.StreamEnd) -> list[FileRef]:
+        task_id = self._wants_files(end)
+        if task_id is None:
+            return []
+        tasks = self.client.tasks
+        return describe_files(tasks.collect_artifacts(task_id, timeout=self.artifact_timeout))
 
-    async def _aiter_chat(
-        self, messages: Sequence[ChatMessage], model: str
-    ) -> ChatResponseAsyncGen:
-        meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="v1")
-        text = ""
-        stream = await self.async_client.openai.chat.completions.create(
-            model=model, messages=messages_to_wire(messages), stream=True, timeout=self.timeout
-        )
-        async with stream:
-            async for chunk in stream:
-                meta["peer_id"] = chunk.agentfm_peer_id or meta["peer_id"]
-                meta["task_id"] = chunk.agentfm_task_id or meta["task_id"]
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta:
-                    text += delta
-                    yield chat_response(text, meta, delta=delta)
-        if self.fetch_artifacts:
-            files = await self._afiles(meta["task_id"], self.chat_artifact_wait)
-            meta["files"] = describe_files(files)
-        yield chat_response(text, meta, delta="")
+    async def _afiles(self, end: _routing.StreamEnd) -> list[FileRef]:
+        task_id = self._wants_files(end)
+        if task_id is None:
+            return []
+        tasks = self.async_client.tasks
+        files = await tasks.collect_artifacts(task_id, timeout=self.artifact_timeout)
+        return describe_files(files)
 
-    @llm_chat_callback()
-    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        """Answer a conversation; `model=` overrides the routing for this call."""
-        *_, last = self._iter_chat(messages, self._route(kwargs))
-        last.delta = None
-        return last
-
-    @llm_chat_callback()
-    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        """Stream a conversation's answer line by line; the last response carries the files."""
-        return self._iter_chat(messages, self._route(kwargs))
-
-    @llm_chat_callback()
-    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        """Answer a conversation without blocking the event loop."""
-        model = self._route(kwargs)
-        if self.coalesce_window_ms is not None:
-            prompt = flatten_messages(messages_to_wire(messages))
-            result = await self._coalescer().submit(model, prompt)
-            meta = scatter_meta(result, model, describe_files(result.artifacts))
-            return chat_response(result.text, meta)
-        last = [r async for r in self._aiter_chat(messages, model)][-1]
-        last.delta = None
-        return last
-
-    @llm_chat_callback()
-    async def astream_chat(
-        self, messages: Sequence[ChatMessage], **kwargs: Any
-    ) -> ChatResponseAsyncGen:
-        """Stream a conversation's answer without blocking the event loop."""
-        return self._aiter_chat(messages, self._route(kwargs))
-
-    # -- completion: the native task route -----------------------------------------------------
-
-    def _iter_complete(self, prompt: str, model: str) -> CompletionResponseGen:
+    def _iter_task(
+        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
+    ) -> Generator[_ResponseT, None, None]:
+        """Stream one task as responses: one per text piece, then one carrying the files."""
         meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
         text = ""
         for event in _routing.stream_task(
@@ -342,15 +273,16 @@ class AgentFM(LLM):
         ):
             if isinstance(event, _routing.StreamEnd):
                 _served(meta, event)
-                if event.files_incoming:
-                    files = self._files(event.task_id, self.artifact_timeout)
-                    meta["files"] = describe_files(files)
-                yield completion_response(text, meta, delta="")
+                meta["files"] = self._files(event)
+                yield wrap(text, meta, delta="")
             else:
                 text += event
-                yield completion_response(text, meta, delta=event)
+                yield wrap(text, meta, delta=event)
 
-    async def _aiter_complete(self, prompt: str, model: str) -> CompletionResponseAsyncGen:
+    async def _aiter_task(
+        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
+    ) -> AsyncGenerator[_ResponseT, None]:
+        """Async twin of `_iter_task`."""
         meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
         text = ""
         async for event in _routing.astream_task(
@@ -362,29 +294,65 @@ class AgentFM(LLM):
         ):
             if isinstance(event, _routing.StreamEnd):
                 _served(meta, event)
-                if event.files_incoming:
-                    files = await self._afiles(event.task_id, self.artifact_timeout)
-                    meta["files"] = describe_files(files)
-                yield completion_response(text, meta, delta="")
+                meta["files"] = await self._afiles(event)
+                yield wrap(text, meta, delta="")
             else:
                 text += event
-                yield completion_response(text, meta, delta=event)
+                yield wrap(text, meta, delta=event)
+
+    def _run_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
+        *_, last = self._iter_task(prompt, model, wrap)
+        last.delta = None
+        return last
+
+    async def _arun_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
+        last = [r async for r in self._aiter_task(prompt, model, wrap)][-1]
+        last.delta = None
+        return last
+
+    # -- chat ------------------------------------------------------------------------------------
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Answer a conversation as one task; `model=` overrides the routing for this call."""
+        return self._run_task(chat_prompt(messages), self._route(kwargs), chat_response)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """Stream a conversation's answer line by line; the last response carries the files."""
+        return self._iter_task(chat_prompt(messages), self._route(kwargs), chat_response)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Answer a conversation without blocking the event loop."""
+        model = self._route(kwargs)
+        if self.coalesce_window_ms is not None:
+            result, meta = await self._coalesced(model, chat_prompt(messages))
+            return chat_response(result.text, meta)
+        return await self._arun_task(chat_prompt(messages), model, chat_response)
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        """Stream a conversation's answer without blocking the event loop."""
+        return self._aiter_task(chat_prompt(messages), self._route(kwargs), chat_response)
+
+    # -- completion --------------------------------------------------------------------------------
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Run the prompt verbatim as one task; `model=` overrides the routing."""
-        *_, last = self._iter_complete(
-            self._completion_prompt(prompt, formatted), self._route(kwargs)
-        )
-        last.delta = None
-        return last
+        text = self._completion_prompt(prompt, formatted)
+        return self._run_task(text, self._route(kwargs), completion_response)
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         """Stream a task's output line by line; the last response carries the files."""
-        return self._iter_complete(self._completion_prompt(prompt, formatted), self._route(kwargs))
+        text = self._completion_prompt(prompt, formatted)
+        return self._iter_task(text, self._route(kwargs), completion_response)
 
     @llm_completion_callback()
     async def acomplete(
@@ -394,332 +362,17 @@ class AgentFM(LLM):
         model = self._route(kwargs)
         text = self._completion_prompt(prompt, formatted)
         if self.coalesce_window_ms is not None:
-            result = await self._coalescer().submit(model, text)
-            meta = scatter_meta(result, model, describe_files(result.artifacts))
+            result, meta = await self._coalesced(model, text)
             return completion_response(result.text, meta)
-        last = [r async for r in self._aiter_complete(text, model)][-1]
-        last.delta = None
-        return last
+        return await self._arun_task(text, model, completion_response)
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Stream a task's output without blocking the event loop."""
-        return self._aiter_complete(self._completion_prompt(prompt, formatted), self._route(kwargs))
-
-    # -- batch: one scatter ------------------------------------------------------------------
-
-    def _scatter(
-        self, model: str, prompts: list[str], max_concurrency: int | None
-    ) -> Iterator[ScatterResult]:
-        """Yield each item's final result as it completes (one SDK scatter)."""
-        yield from self.client.tasks.scatter_iter(
-            prompts,
-            peer_ids=self._peers_for(model),
-            max_concurrency=max_concurrency or self.max_concurrency,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-        )
-
-    async def _ascatter(
-        self, model: str, prompts: list[str], max_concurrency: int | None
-    ) -> AsyncIterator[ScatterResult]:
-        """Yield each item's final result as it completes (one SDK scatter)."""
-        async for result in self.async_client.tasks.scatter_iter(
-            prompts,
-            peer_ids=await self._apeers_for(model),
-            max_concurrency=max_concurrency or self.max_concurrency,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-        ):
-            yield result
-
-    async def _scatter_all(self, model: str, prompts: list[str]) -> list[ScatterResult]:
-        results: list[ScatterResult | None] = [None] * len(prompts)
-        async for result in self._ascatter(model, prompts, None):
-            results[result.index] = result
-        return [r for r in results if r is not None]
-
-    def _coalescer(self) -> Coalescer:
-        loop = asyncio.get_running_loop()
-        coalescer = self._coalescers.get(loop)
-        if coalescer is None:
-            window = (self.coalesce_window_ms or 0.0) / 1000.0
-            coalescer = Coalescer(self._scatter_all, window, self.coalesce_max_batch)
-            self._coalescers[loop] = coalescer
-        return coalescer
-
-    def _finish(
-        self, kind: Kind, result: ScatterResult, model: str, trace: ItemTrace
-    ) -> CompletionResponse | ChatResponse | BaseException:
-        if result.status != "success":
-            error = scatter_error(result)
-            trace.failed(error)
-            return error
-        meta = scatter_meta(result, model, describe_files(result.artifacts))
-        response: CompletionResponse | ChatResponse = (
-            completion_response(result.text, meta)
-            if kind == "completion"
-            else chat_response(result.text, meta)
-        )
-        trace.succeeded(response)
-        return response
-
-    def _start(
-        self, kind: Kind, prompts: list[str], chats: Sequence[Sequence[ChatMessage]] | None
-    ) -> list[ItemTrace]:
-        payload = self.to_payload()
-        if kind == "chat" and chats is not None:
-            return [ItemTrace(self.callback_manager, payload, messages=m) for m in chats]
-        return [ItemTrace(self.callback_manager, payload, prompt=p) for p in prompts]
-
-    @staticmethod
-    def _outcome(outputs: list[Any], return_exceptions: bool) -> list[Any]:
-        if not return_exceptions:
-            for item in outputs:
-                if isinstance(item, BaseException):
-                    raise item
-        return outputs
-
-    def _run_batch(
-        self,
-        kind: Kind,
-        prompts: list[str],
-        chats: Sequence[Sequence[ChatMessage]] | None,
-        model: str,
-        max_concurrency: int | None,
-        return_exceptions: bool,
-    ) -> list[Any]:
-        if not prompts:
-            return []
-        traces = self._start(kind, prompts, chats)
-        outputs: list[Any] = [None] * len(prompts)
-        try:
-            for result in self._scatter(model, prompts, max_concurrency):
-                outputs[result.index] = self._finish(kind, result, model, traces[result.index])
-        except BaseException as exc:
-            for i, trace in enumerate(traces):
-                if outputs[i] is None:
-                    trace.failed(exc)
-            raise
-        return self._outcome(outputs, return_exceptions)
-
-    async def _arun_batch(
-        self,
-        kind: Kind,
-        prompts: list[str],
-        chats: Sequence[Sequence[ChatMessage]] | None,
-        model: str,
-        max_concurrency: int | None,
-        return_exceptions: bool,
-    ) -> list[Any]:
-        if not prompts:
-            return []
-        traces = self._start(kind, prompts, chats)
-        outputs: list[Any] = [None] * len(prompts)
-        try:
-            async for result in self._ascatter(model, prompts, max_concurrency):
-                outputs[result.index] = self._finish(kind, result, model, traces[result.index])
-        except BaseException as exc:
-            for i, trace in enumerate(traces):
-                if outputs[i] is None:
-                    trace.failed(exc)
-            raise
-        return self._outcome(outputs, return_exceptions)
-
-    def _chat_prompts(self, batch: Sequence[Sequence[ChatMessage]]) -> list[str]:
-        return [flatten_messages(messages_to_wire(messages)) for messages in batch]
-
-    @overload
-    def batch_complete(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[False] = ...,
-        formatted: bool = ...,
-        model: str | None = ...,
-    ) -> list[CompletionResponse]: ...
-
-    @overload
-    def batch_complete(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[True],
-        formatted: bool = ...,
-        model: str | None = ...,
-    ) -> list[CompletionResponse | BaseException]: ...
-
-    @dispatcher.span
-    def batch_complete(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_concurrency: int | None = None,
-        return_exceptions: bool = False,
-        formatted: bool = False,
-        model: str | None = None,
-    ) -> list[CompletionResponse] | list[CompletionResponse | BaseException]:
-        """Complete many prompts as one scatter over every matching peer.
-
-        Each prompt is one task, retried on an untried peer if its worker fails. Every item
-        emits its own LLM start/end events.
-
-        Args:
-            prompts: The prompts, sent verbatim (after `completion_to_prompt` unless
-                `formatted`).
-            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
-            return_exceptions: Put a failed item's exception in its slot instead of raising
-                the first one.
-            formatted: The prompts are already formatted.
-            model: Route this batch by another model than the field.
-
-        Returns:
-            One response per prompt, in input order.
-        """
-        texts = [self._completion_prompt(p, formatted) for p in prompts]
-        return self._run_batch(
-            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
-        )
-
-    @overload
-    async def abatch_complete(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[False] = ...,
-        formatted: bool = ...,
-        model: str | None = ...,
-    ) -> list[CompletionResponse]: ...
-
-    @overload
-    async def abatch_complete(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[True],
-        formatted: bool = ...,
-        model: str | None = ...,
-    ) -> list[CompletionResponse | BaseException]: ...
-
-    @dispatcher.span
-    async def abatch_complete(
-        self,
-        prompts: Sequence[str],
-        *,
-        max_concurrency: int | None = None,
-        return_exceptions: bool = False,
-        formatted: bool = False,
-        model: str | None = None,
-    ) -> list[CompletionResponse] | list[CompletionResponse | BaseException]:
-        """Complete many prompts as one scatter, without blocking the event loop.
-
-        See `batch_complete` for the arguments.
-        """
-        texts = [self._completion_prompt(p, formatted) for p in prompts]
-        return await self._arun_batch(
-            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
-        )
-
-    @overload
-    def batch_chat(
-        self,
-        batch: Sequence[Sequence[ChatMessage]],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[False] = ...,
-        model: str | None = ...,
-    ) -> list[ChatResponse]: ...
-
-    @overload
-    def batch_chat(
-        self,
-        batch: Sequence[Sequence[ChatMessage]],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[True],
-        model: str | None = ...,
-    ) -> list[ChatResponse | BaseException]: ...
-
-    @dispatcher.span
-    def batch_chat(
-        self,
-        batch: Sequence[Sequence[ChatMessage]],
-        *,
-        max_concurrency: int | None = None,
-        return_exceptions: bool = False,
-        model: str | None = None,
-    ) -> list[ChatResponse] | list[ChatResponse | BaseException]:
-        """Answer many conversations as one scatter over every matching peer.
-
-        Each conversation is flattened exactly as the gateway flattens a chat request
-        (`agentfm.flatten_messages`), so an agent sees the same prompt as from `chat`.
-
-        Args:
-            batch: The conversations.
-            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
-            return_exceptions: Put a failed item's exception in its slot instead of raising
-                the first one.
-            model: Route this batch by another model than the field.
-
-        Returns:
-            One response per conversation, in input order.
-        """
-        return self._run_batch(
-            "chat",
-            self._chat_prompts(batch),
-            batch,
-            model or self.model,
-            max_concurrency,
-            return_exceptions,
-        )
-
-    @overload
-    async def abatch_chat(
-        self,
-        batch: Sequence[Sequence[ChatMessage]],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[False] = ...,
-        model: str | None = ...,
-    ) -> list[ChatResponse]: ...
-
-    @overload
-    async def abatch_chat(
-        self,
-        batch: Sequence[Sequence[ChatMessage]],
-        *,
-        max_concurrency: int | None = ...,
-        return_exceptions: Literal[True],
-        model: str | None = ...,
-    ) -> list[ChatResponse | BaseException]: ...
-
-    @dispatcher.span
-    async def abatch_chat(
-        self,
-        batch: Sequence[Sequence[ChatMessage]],
-        *,
-        max_concurrency: int | None = None,
-        return_exceptions: bool = False,
-        model: str | None = None,
-    ) -> list[ChatResponse] | list[ChatResponse | BaseException]:
-        """Answer many conversations as one scatter, without blocking the event loop.
-
-        See `batch_chat` for the arguments.
-        """
-        return await self._arun_batch(
-            "chat",
-            self._chat_prompts(batch),
-            batch,
-            model or self.model,
-            max_concurrency,
-            return_exceptions,
-        )
+        text = self._completion_prompt(prompt, formatted)
+        return self._aiter_task(text, self._route(kwargs), completion_response)
 
 
 def _served(meta: ResponseMeta, end: _routing.StreamEnd) -> None:

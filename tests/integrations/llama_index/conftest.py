@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def li_mesh(concurrency: Concurrency) -> Iterator[EmbeddedMesh]:
     * three `flaky` workers (engine `flaky`): two echo, one breaks every stream.
     * `broken`: breaks every stream.
     * `painter`: writes `plot.png` as an artifact.
+    * `parrot`: answers with the exact prompt it received, JSON-encoded on one line.
     """
     from agentfm.mesh import BreakStream, CallableAgent, EmbeddedMesh, WorkerConfig
 
@@ -93,6 +95,9 @@ def li_mesh(concurrency: Concurrency) -> Iterator[EmbeddedMesh]:
         (Path(ctx.output_dir) / "plot.png").write_bytes(PNG_BYTES)
         return f"painted {prompt}\n"
 
+    def parrot(prompt: str, ctx: AgentContext) -> str:
+        return json.dumps(prompt) + "\n"
+
     workers = [
         WorkerConfig("gate", "gate", CallableAgent(gate), max_tasks=8),
         WorkerConfig("flaky-a", "flaky", CallableAgent(echo), max_tasks=4),
@@ -100,6 +105,7 @@ def li_mesh(concurrency: Concurrency) -> Iterator[EmbeddedMesh]:
         WorkerConfig("flaky-bad", "flaky", CallableAgent(fail), max_tasks=4),
         WorkerConfig("broken", "broken", CallableAgent(fail), max_tasks=2),
         WorkerConfig("painter", "painter", CallableAgent(paint), max_tasks=2),
+        WorkerConfig("parrot", "parrot", CallableAgent(parrot), max_tasks=2),
     ]
     with EmbeddedMesh(workers=workers) as mesh:
         yield mesh

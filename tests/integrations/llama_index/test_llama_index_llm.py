@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageR
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 
-from agentfm import AgentFMError, ModelNotFoundError, flatten_messages
+from agentfm import AgentFMError, IncompleteStreamError, ModelNotFoundError, flatten_messages
 from agentfm_integrations.llama_index import (
     DEFAULT_CONTEXT_WINDOW,
     DEFAULT_NUM_OUTPUT,
@@ -88,6 +90,27 @@ def _spy_scatters(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(client.tasks, "scatter_iter", spy)
     return calls
+
+
+def _spy_collects(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the task id of every artifact collection ``client`` starts."""
+    calls: list[str] = []
+    original = client.tasks.collect_artifacts
+
+    def spy(task_id: str, **kwargs: Any) -> Any:
+        calls.append(task_id)
+        return original(task_id, **kwargs)
+
+    monkeypatch.setattr(client.tasks, "collect_artifacts", spy)
+    return calls
+
+
+def _all_exist(files: list[dict[str, Any]]) -> bool:
+    return all(Path(ref["path"]).is_file() for ref in files)
+
+
+def _client_of(llm: AgentFM, mode: str) -> Any:
+    return llm.client if mode == "sync" else llm.async_client
 
 
 def _echo_peers(mesh: EmbeddedMesh) -> set[str]:
@@ -187,6 +210,8 @@ def test_chat(llm: AgentFM, demo_mesh: EmbeddedMesh, recorder: Recorder) -> None
     assert response.additional_kwargs["peer_id"] in _echo_peers(demo_mesh)
     assert response.additional_kwargs["task_id"]
     assert response.additional_kwargs["files"] == []
+    assert response.raw["route"] == "task"
+    assert response.raw["peers_tried"] == [response.additional_kwargs["peer_id"]]
     assert recorder.count("LLMChatStartEvent") == 1
     assert recorder.count("LLMChatEndEvent") == 1
 
@@ -225,14 +250,135 @@ def test_chat_pins_a_peer_id(llm: AgentFM, demo_mesh: EmbeddedMesh) -> None:
         assert response.additional_kwargs["peer_id"] == peer_id
 
 
-def test_chat_returns_artifact_files(demo_mesh: EmbeddedMesh, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_chat_returns_artifact_files(
+    demo_mesh: EmbeddedMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     llm = AgentFM(model="writer", gateway_url=demo_mesh.url, artifacts_dir=str(tmp_path))
-    response = llm.chat([ChatMessage(role=MessageRole.USER, content="a note on tides")])
+    collects = _spy_collects(_client_of(llm, mode), monkeypatch)
+    chat = llm.chat if mode == "sync" else llm.achat
+    response = await call(chat, [ChatMessage(role=MessageRole.USER, content="a note on tides")])
     files = response.additional_kwargs["files"]
     assert files, response
-    assert all(Path(ref["path"]).is_file() for ref in files)
+    assert _all_exist(files)
     assert all(len(ref["sha256"]) == 64 for ref in files)
+    # Collected once, for the task the stream named, because its marker announced files.
+    assert collects == [response.additional_kwargs["task_id"]]
     llm.close()
+    await llm.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_stream_chat_last_response_carries_the_files(
+    demo_mesh: EmbeddedMesh, tmp_path: Path, mode: str
+) -> None:
+    llm = AgentFM(model="writer", gateway_url=demo_mesh.url, artifacts_dir=str(tmp_path))
+    messages = [ChatMessage(role=MessageRole.USER, content="a note on rivers")]
+    if mode == "sync":
+        responses = list(llm.stream_chat(messages))
+    else:
+        responses = [r async for r in await llm.astream_chat(messages)]
+    assert all(r.additional_kwargs["files"] == [] for r in responses[:-1])
+    assert responses[-1].additional_kwargs["files"]
+    assert responses[-1].raw["route"] == "task"
+    llm.close()
+    await llm.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_chat_to_a_worker_without_files_never_asks_for_files(
+    llm: AgentFM,
+    demo_mesh: EmbeddedMesh,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    collects = _spy_collects(_client_of(llm, mode), monkeypatch)
+    caplog.set_level(logging.DEBUG)
+    chat = llm.chat if mode == "sync" else llm.achat
+    response = await call(chat, HELLO)
+    assert "hello mesh" in (response.message.content or "")
+    assert response.additional_kwargs["files"] == []
+    assert collects == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_fetch_artifacts_false_leaves_announced_files(
+    demo_mesh: EmbeddedMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    llm = AgentFM(
+        model="writer",
+        gateway_url=demo_mesh.url,
+        artifacts_dir=str(tmp_path),
+        fetch_artifacts=False,
+    )
+    collects = _spy_collects(_client_of(llm, mode), monkeypatch)
+    chat = llm.chat if mode == "sync" else llm.achat
+    response = await call(chat, [ChatMessage(role=MessageRole.USER, content="a note on tides")])
+    assert response.additional_kwargs["task_id"]
+    assert response.additional_kwargs["files"] == []
+    assert collects == []
+    llm.close()
+    await llm.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_chat_prompt_is_the_gateway_flattening(li_mesh: EmbeddedMesh, mode: str) -> None:
+    llm = AgentFM(model="parrot", gateway_url=li_mesh.url)
+    wire = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "first\nline two"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "again"},
+    ]
+    messages = [ChatMessage(role=MessageRole(m["role"]), content=m["content"]) for m in wire]
+    chat = llm.chat if mode == "sync" else llm.achat
+    response = await call(chat, messages)
+    seen_native = json.loads((response.message.content or "").strip())
+    # The same conversation through the gateway's own OpenAI-compatible chat route.
+    completion = await call(
+        _client_of(llm, mode).openai.chat.completions.create, model="parrot", messages=wire
+    )
+    seen_gateway = json.loads((completion.choices[0].message.content or "").strip())
+    assert seen_native == seen_gateway == flatten_messages(wire)
+    assert response.raw["route"] == "task"
+    llm.close()
+    await llm.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_chat_fails_over_from_a_broken_peer(li_mesh: EmbeddedMesh, mode: str) -> None:
+    llm = AgentFM(model="flaky", gateway_url=li_mesh.url, max_retries=3)
+    bad = li_mesh.peer_id("flaky-bad")
+    chat = llm.chat if mode == "sync" else llm.achat
+    # Peers are tried least-loaded first with random tie-breaks, so repeat until the broken
+    # one has been picked first at least once (each round has a 1 in 3 chance).
+    for i in range(100):
+        content = f"round {i}"
+        response = await call(chat, [ChatMessage(role=MessageRole.USER, content=content)])
+        assert content in (response.message.content or "")
+        assert response.additional_kwargs["peer_id"] != bad
+        assert response.raw["peers_tried"][-1] == response.additional_kwargs["peer_id"]
+        if bad in response.raw["peers_tried"]:
+            assert response.raw["attempts"] == len(response.raw["peers_tried"]) > 1
+            break
+    else:
+        pytest.fail("the broken peer was never tried")
+    llm.close()
+    await llm.aclose()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_chat_on_a_broken_peer_without_retries_raises(
+    li_mesh: EmbeddedMesh, mode: str
+) -> None:
+    llm = AgentFM(model="broken", gateway_url=li_mesh.url, max_retries=0)
+    chat = llm.chat if mode == "sync" else llm.achat
+    with pytest.raises(IncompleteStreamError):
+        await call(chat, HELLO)
+    llm.close()
+    await llm.aclose()
 
 
 # -- completion ------------------------------------------------------------------------------

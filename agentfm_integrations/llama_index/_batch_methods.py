@@ -1,0 +1,380 @@
+"""`AgentFM`'s batch methods and coalescing mode: each batch is one SDK scatter.
+
+`BatchMethods` is a mixin of `AgentFM` (in `llms.py`), kept apart so each file reads in one
+sitting. A batch scatters its prompts over every peer matching the model; the scatter
+fails items over to untried peers by itself. Each item is traced as an ordinary LLM call
+(`ItemTrace`), and with `coalesce_window_ms` set, concurrent `acomplete`/`achat` calls
+share one scatter (`Coalescer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+
+from agentfm import describe_files, flatten_messages
+from agentfm_integrations import _routing
+from agentfm_integrations.llama_index._batch import Coalescer, ItemTrace, Kind
+from agentfm_integrations.llama_index._convert import (
+    chat_response,
+    completion_response,
+    messages_to_wire,
+    scatter_error,
+    scatter_meta,
+)
+
+if TYPE_CHECKING:
+    import weakref
+    from collections.abc import AsyncIterator, Iterator, Sequence
+
+    from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
+    from llama_index.core.callbacks import CallbackManager
+
+    from agentfm import AgentFMClient, AsyncAgentFMClient, ScatterResult
+    from agentfm_integrations.llama_index._convert import ResponseMeta
+
+dispatcher = get_dispatcher(__name__)
+
+
+def chat_prompt(messages: Sequence[ChatMessage]) -> str:
+    """Flatten a conversation into the prompt the gateway's chat route would send an agent."""
+    return flatten_messages(messages_to_wire(messages))
+
+
+class BatchMethods:
+    """Batch and coalescing methods of `AgentFM`, each batch one scatter over matching peers."""
+
+    if TYPE_CHECKING:
+        # Provided by `AgentFM`: its pydantic fields, clients and LlamaIndex plumbing.
+        model: str
+        timeout: float | None
+        max_retries: int
+        max_concurrency: int
+        coalesce_window_ms: float | None
+        coalesce_max_batch: int
+        callback_manager: CallbackManager
+        _coalescers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer]
+
+        @property
+        def client(self) -> AgentFMClient: ...
+
+        @property
+        def async_client(self) -> AsyncAgentFMClient: ...
+
+        def to_payload(self) -> dict[str, Any]: ...
+
+        def _completion_prompt(self, prompt: str, formatted: bool) -> str: ...
+
+    # -- one scatter -------------------------------------------------------------------------
+
+    def _scatter(
+        self, model: str, prompts: list[str], max_concurrency: int | None
+    ) -> Iterator[ScatterResult]:
+        """Yield each item's final result as it completes (one SDK scatter)."""
+        yield from self.client.tasks.scatter_iter(
+            prompts,
+            peer_ids=_routing.require_peers(model, self.client.workers.match(model)),
+            max_concurrency=max_concurrency or self.max_concurrency,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        )
+
+    async def _ascatter(
+        self, model: str, prompts: list[str], max_concurrency: int | None
+    ) -> AsyncIterator[ScatterResult]:
+        """Yield each item's final result as it completes (one SDK scatter)."""
+        client = self.async_client
+        async for result in client.tasks.scatter_iter(
+            prompts,
+            peer_ids=_routing.require_peers(model, await client.workers.match(model)),
+            max_concurrency=max_concurrency or self.max_concurrency,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        ):
+            yield result
+
+    async def _scatter_all(self, model: str, prompts: list[str]) -> list[ScatterResult]:
+        results: list[ScatterResult | None] = [None] * len(prompts)
+        async for result in self._ascatter(model, prompts, None):
+            results[result.index] = result
+        return [r for r in results if r is not None]
+
+    def _coalescer(self) -> Coalescer:
+        loop = asyncio.get_running_loop()
+        coalescer = self._coalescers.get(loop)
+        if coalescer is None:
+            window = (self.coalesce_window_ms or 0.0) / 1000.0
+            coalescer = Coalescer(self._scatter_all, window, self.coalesce_max_batch)
+            self._coalescers[loop] = coalescer
+        return coalescer
+
+    async def _coalesced(self, model: str, prompt: str) -> tuple[ScatterResult, ResponseMeta]:
+        """Run ``prompt`` in the coalesced scatter; return its result and provenance."""
+        result = await self._coalescer().submit(model, prompt)
+        return result, scatter_meta(result, model, describe_files(result.artifacts))
+
+    # -- per-item tracing ----------------------------------------------------------------------
+
+    def _finish(
+        self, kind: Kind, result: ScatterResult, model: str, trace: ItemTrace
+    ) -> CompletionResponse | ChatResponse | BaseException:
+        if result.status != "success":
+            error = scatter_error(result)
+            trace.failed(error)
+            return error
+        meta = scatter_meta(result, model, describe_files(result.artifacts))
+        response: CompletionResponse | ChatResponse = (
+            completion_response(result.text, meta)
+            if kind == "completion"
+            else chat_response(result.text, meta)
+        )
+        trace.succeeded(response)
+        return response
+
+    def _start(
+        self, kind: Kind, prompts: list[str], chats: Sequence[Sequence[ChatMessage]] | None
+    ) -> list[ItemTrace]:
+        payload = self.to_payload()
+        if kind == "chat" and chats is not None:
+            return [ItemTrace(self.callback_manager, payload, messages=m) for m in chats]
+        return [ItemTrace(self.callback_manager, payload, prompt=p) for p in prompts]
+
+    @staticmethod
+    def _outcome(outputs: list[Any], return_exceptions: bool) -> list[Any]:
+        if not return_exceptions:
+            for item in outputs:
+                if isinstance(item, BaseException):
+                    raise item
+        return outputs
+
+    def _run_batch(
+        self,
+        kind: Kind,
+        prompts: list[str],
+        chats: Sequence[Sequence[ChatMessage]] | None,
+        model: str,
+        max_concurrency: int | None,
+        return_exceptions: bool,
+    ) -> list[Any]:
+        if not prompts:
+            return []
+        traces = self._start(kind, prompts, chats)
+        outputs: list[Any] = [None] * len(prompts)
+        try:
+            for result in self._scatter(model, prompts, max_concurrency):
+                outputs[result.index] = self._finish(kind, result, model, traces[result.index])
+        except BaseException as exc:
+            for i, trace in enumerate(traces):
+                if outputs[i] is None:
+                    trace.failed(exc)
+            raise
+        return self._outcome(outputs, return_exceptions)
+
+    async def _arun_batch(
+        self,
+        kind: Kind,
+        prompts: list[str],
+        chats: Sequence[Sequence[ChatMessage]] | None,
+        model: str,
+        max_concurrency: int | None,
+        return_exceptions: bool,
+    ) -> list[Any]:
+        if not prompts:
+            return []
+        traces = self._start(kind, prompts, chats)
+        outputs: list[Any] = [None] * len(prompts)
+        try:
+            async for result in self._ascatter(model, prompts, max_concurrency):
+                outputs[result.index] = self._finish(kind, result, model, traces[result.index])
+        except BaseException as exc:
+            for i, trace in enumerate(traces):
+                if outputs[i] is None:
+                    trace.failed(exc)
+            raise
+        return self._outcome(outputs, return_exceptions)
+
+    # -- public batch methods --------------------------------------------------------------------
+
+    @overload
+    def batch_complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[False] = ...,
+        formatted: bool = ...,
+        model: str | None = ...,
+    ) -> list[CompletionResponse]: ...
+
+    @overload
+    def batch_complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[True],
+        formatted: bool = ...,
+        model: str | None = ...,
+    ) -> list[CompletionResponse | BaseException]: ...
+
+    @dispatcher.span
+    def batch_complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        formatted: bool = False,
+        model: str | None = None,
+    ) -> list[CompletionResponse] | list[CompletionResponse | BaseException]:
+        """Complete many prompts as one scatter over every matching peer.
+
+        Each prompt is one task, retried on an untried peer if its worker fails. Every item
+        emits its own LLM start/end events.
+
+        Args:
+            prompts: The prompts, sent verbatim (after `completion_to_prompt` unless
+                `formatted`).
+            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
+            return_exceptions: Put a failed item's exception in its slot instead of raising
+                the first one.
+            formatted: The prompts are already formatted.
+            model: Route this batch by another model than the field.
+
+        Returns:
+            One response per prompt, in input order.
+        """
+        texts = [self._completion_prompt(p, formatted) for p in prompts]
+        return self._run_batch(
+            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
+        )
+
+    @overload
+    async def abatch_complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[False] = ...,
+        formatted: bool = ...,
+        model: str | None = ...,
+    ) -> list[CompletionResponse]: ...
+
+    @overload
+    async def abatch_complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[True],
+        formatted: bool = ...,
+        model: str | None = ...,
+    ) -> list[CompletionResponse | BaseException]: ...
+
+    @dispatcher.span
+    async def abatch_complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        formatted: bool = False,
+        model: str | None = None,
+    ) -> list[CompletionResponse] | list[CompletionResponse | BaseException]:
+        """Complete many prompts as one scatter, without blocking the event loop.
+
+        See `batch_complete` for the arguments.
+        """
+        texts = [self._completion_prompt(p, formatted) for p in prompts]
+        return await self._arun_batch(
+            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
+        )
+
+    @overload
+    def batch_chat(
+        self,
+        batch: Sequence[Sequence[ChatMessage]],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[False] = ...,
+        model: str | None = ...,
+    ) -> list[ChatResponse]: ...
+
+    @overload
+    def batch_chat(
+        self,
+        batch: Sequence[Sequence[ChatMessage]],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[True],
+        model: str | None = ...,
+    ) -> list[ChatResponse | BaseException]: ...
+
+    @dispatcher.span
+    def batch_chat(
+        self,
+        batch: Sequence[Sequence[ChatMessage]],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        model: str | None = None,
+    ) -> list[ChatResponse] | list[ChatResponse | BaseException]:
+        """Answer many conversations as one scatter over every matching peer.
+
+        Each conversation is flattened exactly as the gateway flattens a chat request
+        (`agentfm.flatten_messages`), so an agent sees the same prompt as from `chat`.
+
+        Args:
+            batch: The conversations.
+            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
+            return_exceptions: Put a failed item's exception in its slot instead of raising
+                the first one.
+            model: Route this batch by another model than the field.
+
+        Returns:
+            One response per conversation, in input order.
+        """
+        prompts = [chat_prompt(messages) for messages in batch]
+        return self._run_batch(
+            "chat", prompts, batch, model or self.model, max_concurrency, return_exceptions
+        )
+
+    @overload
+    async def abatch_chat(
+        self,
+        batch: Sequence[Sequence[ChatMessage]],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[False] = ...,
+        model: str | None = ...,
+    ) -> list[ChatResponse]: ...
+
+    @overload
+    async def abatch_chat(
+        self,
+        batch: Sequence[Sequence[ChatMessage]],
+        *,
+        max_concurrency: int | None = ...,
+        return_exceptions: Literal[True],
+        model: str | None = ...,
+    ) -> list[ChatResponse | BaseException]: ...
+
+    @dispatcher.span
+    async def abatch_chat(
+        self,
+        batch: Sequence[Sequence[ChatMessage]],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        model: str | None = None,
+    ) -> list[ChatResponse] | list[ChatResponse | BaseException]:
+        """Answer many conversations as one scatter, without blocking the event loop.
+
+        See `batch_chat` for the arguments.
+        """
+        prompts = [chat_prompt(messages) for messages in batch]
+        return await self._arun_batch(
+            "chat", prompts, batch, model or self.model, max_concurrency, return_exceptions
+        )
