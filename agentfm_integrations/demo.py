@@ -341,8 +341,7 @@ def _llamaindex_rag(
     options: dict[str, Any] = (
         {"text_qa_template": PromptTemplate("{context_str}")} if extractive else {}
     )
-    # fetch_artifacts=False: these answers never come with files, so there is nothing to ask for.
-    llm = AgentFM(model=model, gateway_url=gateway, fetch_artifacts=False)
+    llm = AgentFM(model=model, gateway_url=gateway)
     engine = RetrieverQueryEngine.from_args(retriever, llm=llm, **options)
     response = engine.query(RAG_QUESTION)
     sources = [str(n.node.metadata.get("source", "?")) for n in response.source_nodes]

@@ -36,12 +36,11 @@ def main() -> None:
     retriever = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=2)
 
     with gateway():
-        # Pin the worker by peer id (a name also works: the gateway then picks the least
-        # loaded worker of that name, and the SDK warns that routing is not reproducible).
+        # Pin the worker by peer id. A name also works ("summarizer"): each call then goes to
+        # the least loaded worker of that name, so answers may come from different peers.
         with AgentFMClient() as client:
             summarizer = client.workers.match("summarizer")[0].peer_id
-        # fetch_artifacts=False: the summarizer never writes files, so do not ask for them.
-        llm = AgentFM(model=summarizer, fetch_artifacts=False)  # gateway: AGENTFM_GATEWAY_URL
+        llm = AgentFM(model=summarizer)  # gateway: AGENTFM_GATEWAY_URL
         engine = RetrieverQueryEngine.from_args(
             retriever, llm=llm, text_qa_template=PromptTemplate("{context_str}")
         )
