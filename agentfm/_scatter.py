@@ -1,31 +1,65 @@
-"""Scatter: one pure scheduler, driven by a thread-pool driver and an asyncio driver.
+"""Scatter: one pure scheduler, driven by an asyncio driver (the sync client runs it in a thread).
 
 `ScatterScheduler` decides which prompt goes to which peer and when, and turns attempt
-outcomes into results; it never does I/O, sleeps or reads a clock. The drivers only ask it
-for the next dispatch, run the attempt, and report the outcome back, so the sync and async
-clients cannot behave differently.
+outcomes into results. It does no I/O, never sleeps and never reads a clock: the driver
+passes ``now`` in. The drivers only ask it for the next dispatch, run the attempt, and report
+the outcome back, so the sync and async clients cannot behave differently.
 
-Guarantees: every input yields exactly one `ScatterResult` (carrying its ``index``); at most
-``max_concurrency`` attempts run at once; a failed prompt moves to a peer it has not tried
-yet; a task that already started on a worker (HTTP 200) is not dispatched again unless the
-worker explicitly refused it; inputs are pulled lazily, so memory holds only in-flight work.
+How peers are chosen:
+
+* **Capacity**: a peer's free slots are its advertised ``max_tasks - current_tasks`` minus
+  this scatter's own attempts on it; a peer with none gets no work while others have room.
+  A capacity rejection (``❌ ERROR:``) marks the peer as fuller than advertised and is never
+  a success.
+* **Speed and health**: among peers with room, the one expected to finish first wins (its
+  observed latency, penalised by its failure rate). Near the end of a batch of known size,
+  a slow peer gets an item only if faster peers could not finish it sooner.
+* **Failure memory**: a failed prompt moves to a peer it has not tried yet. A peer that
+  keeps failing is benched (circuit breaker), then gets one probe once the bench expires.
+* **Overload**: a 503 ``mesh_overloaded`` / 429 with ``Retry-After`` pauses dispatching for
+  that long (exponential backoff without the header); the item is requeued, not failed.
+* **Hedging** (opt-in): once no new work is waiting, an attempt running far past the
+  batch's typical latency is duplicated on another peer with room; the first success wins
+  and the other attempt is cancelled. An item still yields exactly one result.
+
+Memory holds only live work: inputs are pulled lazily, and the scheduler never holds more
+than ``max_concurrency`` unfinished items (in flight or waiting for a retry).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
+import queue
+import threading
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sized,
+)
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentfm.exceptions import (
     AgentFMError,
+    AgentFMTimeoutError,
+    ArtifactError,
+    AsyncCapacityError,
     AuthenticationError,
+    GatewayConnectionError,
     InvalidRequestError,
+    MeshOverloadedError,
     RateLimitError,
+    WorkerNotFoundError,
     WorkerRejectedError,
 )
 from agentfm.models import PeerID, ScatterProgress, ScatterResult
@@ -37,14 +71,27 @@ __all__ = [
     "AttemptOutcome",
     "Dispatch",
     "ScatterScheduler",
+    "is_overload",
     "is_redispatchable",
     "run_async",
     "run_sync",
 ]
 
-_UNBOUNDED = 1 << 30
 _BACKOFF_BASE = 0.25
 _BACKOFF_MAX = 4.0
+_BREAKER_THRESHOLD = 3  # consecutive failures that bench a peer
+_BENCH_FIRST = 2.0  # seconds; doubles on every failed probe
+_BENCH_MAX = 60.0
+_OVERLOAD_FIRST = 0.5  # pause without Retry-After; doubles while the gateway stays overloaded
+_OVERLOAD_MAX = 30.0
+_RETRY_AFTER_MAX = 120.0
+_OVERLOAD_REQUEUES = 8  # per item: then the overload error becomes its result
+_LATENCY_WEIGHT = 0.2  # EWMA weight of a new latency sample
+_SLOW_PEER_RATIO = 1.5  # a peer this much slower than the fastest is "slow" for the tail rule
+_HEDGE_SAMPLES = 8  # successes needed before the typical latency is trusted
+_HEDGE_FACTOR = 3.0  # hedge an attempt running this many times the typical latency
+_HEDGE_MIN_EXTRA = 0.05  # ... and at least this many seconds past it
+_RECENT = 64  # latency samples kept for the typical latency
 
 
 @dataclass(frozen=True)
@@ -56,6 +103,7 @@ class Dispatch:
     peer_id: str
     attempt: int
     delay: float = 0.0
+    hedge: bool = False
 
 
 @dataclass
@@ -69,92 +117,180 @@ class AttemptOutcome:
     duration: float = 0.0
 
 
-@dataclass
 class _Item:
-    index: int
-    prompt: str
-    attempts: int = 0
-    tried: list[str] = field(default_factory=list)
-    duration: float = 0.0
+    __slots__ = (
+        "attempts",
+        "done",
+        "first_start",
+        "hedged",
+        "index",
+        "live",
+        "overloads",
+        "prompt",
+        "tried",
+    )
+
+    def __init__(self, index: int, prompt: str) -> None:
+        self.index = index
+        self.prompt = prompt
+        self.attempts = 0
+        self.tried: list[str] = []
+        self.live = 0
+        self.done = False
+        self.hedged = False
+        self.overloads = 0
+        self.first_start: float | None = None
+
+
+class _Peer:
+    __slots__ = (
+        "bench",
+        "benched_until",
+        "consecutive",
+        "failures",
+        "latency",
+        "limit",
+        "others",
+        "own",
+        "peer_id",
+        "position",
+        "probing",
+        "successes",
+    )
+
+    def __init__(self, peer_id: str, position: int) -> None:
+        self.peer_id = peer_id
+        self.position = position
+        self.limit: int | None = None
+        self.others = 0
+        self.own = 0
+        self.latency: float | None = None
+        self.successes = 0
+        self.failures = 0
+        self.consecutive = 0
+        self.benched_until = 0.0
+        self.bench = _BENCH_FIRST
+        self.probing = False
+
+    def free(self) -> int:
+        if self.limit is None:
+            return 1 << 30
+        return self.limit - self.others - self.own
+
+    def failure_rate(self) -> float:
+        # One imaginary success keeps a single early failure from looking like 100%.
+        return self.failures / (self.failures + self.successes + 1)
+
+
+class _Attempt:
+    __slots__ = ("dispatch", "item", "peer", "start")
+
+    def __init__(self, dispatch: Dispatch, item: _Item, peer: _Peer, start: float) -> None:
+        self.dispatch = dispatch
+        self.item = item
+        self.peer = peer
+        self.start = start
+
+
+def is_overload(exc: AgentFMError) -> bool:
+    """Whether the gateway (not the peer) asked to slow down: 503/429, ``Retry-After``."""
+    if isinstance(exc, (MeshOverloadedError, RateLimitError, AsyncCapacityError)):
+        return True
+    return exc.status in (429, 503) and exc.retry_after is not None
 
 
 def is_redispatchable(exc: AgentFMError) -> bool:
     """Whether a failed attempt may be sent to another peer.
 
-    A worker that answered ``❌ ERROR:`` refused the task, so it never ran. Any other failure
-    after the task started (HTTP 200) may have done work, so it is final. Before the 200,
-    only failures that another peer cannot fix (bad request, bad key) are final.
+    A task that failed on a peer (a broken or cut stream, a rejection, an unreachable or
+    missing worker, a 5xx) is sent again, to a peer it has not tried. Final: errors another
+    peer cannot fix (a bad request or key), and a task that completed but whose files could
+    not be collected (re-running it would repeat finished work).
     """
-    if isinstance(exc, WorkerRejectedError):
-        return True
-    if getattr(exc, "task_started", False):
-        return False
-    return not isinstance(exc, (InvalidRequestError, AuthenticationError, RateLimitError))
+    return not isinstance(exc, (InvalidRequestError, AuthenticationError, ArtifactError))
 
 
 class ScatterScheduler:
-    """Assign prompts to peers: capacity-aware, with failover to untried peers.
+    """Assign prompts to peers: capacity-, latency- and failure-aware, with failover.
 
     Args:
-        prompts: The inputs (read lazily, in order).
+        prompts: The inputs, read lazily in order; ``len()`` is used when available (it
+            lets the tail rule keep slow peers from finishing last).
         peer_ids: Candidate peers; duplicates are ignored.
         max_concurrency: Attempts allowed in flight at once.
         max_retries: Extra attempts per prompt after the first.
         capacity: Telemetry per peer as ``(max_tasks, current_tasks)``; peers absent from it
             are treated as unbounded.
+        hedge: Duplicate stragglers once no new work is waiting (see the module docstring).
 
     Example:
         ```python
         scheduler = ScatterScheduler(["a", "b"], [peer1, peer2], max_concurrency=2, max_retries=1)
-        dispatch = scheduler.next_dispatch()
-        result = scheduler.complete(dispatch, AttemptOutcome(text="ok"))
+        dispatch = scheduler.next_dispatch(now=time.monotonic())
+        result = scheduler.complete(dispatch, AttemptOutcome(text="ok"), now=time.monotonic())
         ```
     """
 
     def __init__(
         self,
-        prompts: Sequence[str],
-        peer_ids: Sequence[str],
+        prompts: Iterable[str],
+        peer_ids: Iterable[str],
         *,
         max_concurrency: int,
         max_retries: int,
         capacity: Mapping[str, tuple[int, int]] | None = None,
+        hedge: bool = False,
     ) -> None:
         self.peers: list[str] = list(dict.fromkeys(peer_ids))
+        self._peers = {p: _Peer(p, n) for n, p in enumerate(self.peers)}
+        for peer_id, (max_tasks, current) in (capacity or {}).items():
+            peer = self._peers.get(peer_id)
+            if peer is not None and max_tasks > 0:
+                peer.limit = max_tasks
+                peer.others = max(0, current)
         self.max_concurrency = max_concurrency
         self.max_attempts = max_retries + 1
-        self.total = len(prompts)
+        self.hedge = hedge
+        self.total: int | None = len(prompts) if isinstance(prompts, Sized) else None
         self._inputs: Iterator[tuple[int, str]] = iter(enumerate(prompts))
+        self._pulled = 0
         self._exhausted = False
         self._waiting: deque[_Item] = deque()
-        self._in_flight: dict[tuple[int, int], _Item] = {}
-        self._own: dict[str, int] = dict.fromkeys(self.peers, 0)
-        self._limit: dict[str, int] = {}
-        self._others: dict[str, int] = {}
-        for peer, (max_tasks, current) in (capacity or {}).items():
-            if peer in self._own and max_tasks > 0:
-                self._limit[peer] = max_tasks
-                self._others[peer] = max(0, current)
+        self._in_flight: dict[tuple[int, int], _Attempt] = {}
+        self._live_items = 0
+        self._cancelled: list[Dispatch] = []
         self._cursor = itertools.count()
+        self._pause_until = 0.0
+        self._overload_pause = _OVERLOAD_FIRST
+        self._recent: deque[float] = deque(maxlen=_RECENT)
+        self._typical: float | None = None
+        self._since_typical = 0
         self.done = 0
         self.succeeded = 0
         self.failed = 0
         self.failovers = 0
+        self.hedges = 0
 
+    # -- state -------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
         """True once every input has its result."""
-        return self.done == self.total and not self._in_flight
+        return self._exhausted and not self._waiting and not self._in_flight
 
     @property
     def in_flight(self) -> int:
         """Attempts currently running."""
         return len(self._in_flight)
 
+    @property
+    def pending_items(self) -> int:
+        """Inputs pulled but not finished (in flight or waiting for a retry)."""
+        return self._live_items
+
     def progress(self) -> ScatterProgress:
         """A snapshot of the counters."""
         return ScatterProgress(
-            total=self.total,
+            total=self.total if self.total is not None else self._pulled,
             done=self.done,
             succeeded=self.succeeded,
             failed=self.failed,
@@ -162,90 +298,278 @@ class ScatterScheduler:
             failovers=self.failovers,
         )
 
-    def _free(self, peer: str) -> int:
-        limit = self._limit.get(peer)
-        if limit is None:
-            return _UNBOUNDED - self._own[peer]
-        return limit - self._others.get(peer, 0) - self._own[peer]
+    def take_cancelled(self) -> list[Dispatch]:
+        """Attempts made redundant by another attempt's success: the driver cancels them."""
+        cancelled, self._cancelled = self._cancelled, []
+        return cancelled
 
-    def _choose(self, item: _Item) -> tuple[str, bool] | None:
-        """Pick a peer for ``item``: (peer, already tried) or None when all are full."""
-        untried = [p for p in self.peers if p not in item.tried]
-        candidates = untried
-        if not candidates:
+    def wakeup(self, now: float) -> float | None:
+        """When to call `next_dispatch` again even if no attempt completes (None: no need)."""
+        times: list[float] = []
+        if self._pause_until > now:
+            times.append(self._pause_until)
+        if self._waiting:
+            times.extend(p.benched_until for p in self._peers.values() if p.benched_until > now)
+        if self.hedge and self._typical is not None and self._tail():
+            limit = self._hedge_after()
+            times.extend(
+                a.start + limit
+                for a in self._in_flight.values()
+                if not a.item.hedged and not a.dispatch.hedge
+            )
+        later = [t for t in times if t > now]
+        return min(later) if later else None
+
+    # -- choosing ----------------------------------------------------------------------
+    def _usable(self, peer: _Peer, now: float) -> bool:
+        if peer.benched_until > now:
+            return False
+        return not (peer.probing and peer.consecutive >= _BREAKER_THRESHOLD)
+
+    def _score(self, peer: _Peer) -> float:
+        latency = peer.latency if peer.latency is not None else (self._typical or 0.0)
+        return latency * (1.0 + 2.0 * peer.failure_rate())
+
+    def _choose(self, item: _Item, now: float) -> tuple[_Peer, bool] | None:
+        """Pick a peer for ``item``: (peer, already tried) or None to wait."""
+        peers = self._peers.values()
+        candidates = [p for p in peers if p.peer_id not in item.tried]
+        retried = not candidates
+        if retried:
             last = item.tried[-1] if item.tried else None
-            candidates = [p for p in self.peers if p != last] or list(self.peers)
-        start = next(self._cursor) % len(candidates)
-        rotated = candidates[start:] + candidates[:start]
-        best = max(rotated, key=self._free)
-        if self._free(best) <= 0 and self._in_flight:
+            candidates = [p for p in peers if p.peer_id != last] or list(peers)
+        usable = [p for p in candidates if self._usable(p, now)]
+        if not usable:
+            if self._in_flight:
+                return None
+            # Every candidate is benched and nothing else runs: probe one rather than stall.
+            usable = candidates
+        roomy = [p for p in usable if p.free() > 0]
+        if not roomy:
+            if self._in_flight:
+                return None
+            roomy = usable  # telemetry may be stale; with nothing in flight, try anyway
+        turn = next(self._cursor)
+        n = len(self.peers)
+        best = min(roomy, key=lambda p: (self._score(p), -p.free(), (p.position - turn) % n))
+        if self._in_flight and self._better_wait(best, now):
             return None
-        return best, best in item.tried
+        return best, retried or best.peer_id in item.tried
 
-    def next_dispatch(self) -> Dispatch | None:
-        """The next attempt to start, or None if nothing can start until one completes."""
-        if len(self._in_flight) >= self.max_concurrency:
+    def _better_wait(self, peer: _Peer, now: float) -> bool:
+        """Tail rule: would this item finish sooner queued for faster peers than on ``peer``?"""
+        if self.total is None or peer.latency is None:
+            return False
+        faster = [
+            p
+            for p in self._peers.values()
+            if p.latency is not None
+            and p.latency * _SLOW_PEER_RATIO < peer.latency
+            and self._usable(p, now)
+        ]
+        if not faster:
+            return False
+        rate = 0.0
+        for p in faster:
+            if p.limit is None or p.latency is None or p.latency <= 0:
+                return False
+            rate += max(1, p.limit - p.others) / p.latency
+        backlog = (self.total - self._pulled) + len(self._waiting) + 1
+        fastest = min(p.latency for p in faster if p.latency is not None)
+        return backlog / rate + fastest < peer.latency
+
+    def next_dispatch(self, now: float = 0.0) -> Dispatch | None:
+        """The next attempt to start, or None if nothing can start until one completes.
+
+        Args:
+            now: The driver's monotonic clock, in seconds.
+        """
+        if len(self._in_flight) >= self.max_concurrency or now < self._pause_until:
             return None
         for position, item in enumerate(self._waiting):
-            choice = self._choose(item)
+            choice = self._choose(item, now)
             if choice is not None:
                 del self._waiting[position]
-                return self._start(item, *choice)
-        if self._exhausted:
-            return None
-        try:
-            index, prompt = next(self._inputs)
-        except StopIteration:
-            self._exhausted = True
-            return None
-        item = _Item(index, prompt)
-        choice = self._choose(item)
-        if choice is None:
-            self._waiting.append(item)
-            return None
-        return self._start(item, *choice)
+                return self._start(item, *choice, now=now)
+            if self._in_flight:
+                break  # keep order: the head waits for a slot rather than being overtaken
+        if not self._exhausted and self._live_items < self.max_concurrency:
+            try:
+                index, prompt = next(self._inputs)
+            except StopIteration:
+                self._exhausted = True
+            else:
+                self._pulled += 1
+                self._live_items += 1
+                item = _Item(index, prompt)
+                choice = self._choose(item, now)
+                if choice is None:
+                    self._waiting.append(item)
+                    return None
+                return self._start(item, *choice, now=now)
+        if self.hedge:
+            return self._hedge(now)
+        return None
 
-    def _start(self, item: _Item, peer: str, retried_peer: bool) -> Dispatch:
+    def _tail(self) -> bool:
+        return self._exhausted and not self._waiting
+
+    def _hedge_after(self) -> float:
+        typical = self._typical or 0.0
+        return max(typical * _HEDGE_FACTOR, typical + _HEDGE_MIN_EXTRA)
+
+    def _hedge(self, now: float) -> Dispatch | None:
+        if self._typical is None or not self._tail():
+            return None
+        limit = self._hedge_after()
+        for attempt in sorted(self._in_flight.values(), key=lambda a: a.start):
+            item = attempt.item
+            if now - attempt.start < limit:
+                break
+            if item.hedged or item.done or item.attempts >= self.max_attempts:
+                continue
+            roomy = [
+                p
+                for p in self._peers.values()
+                if p.peer_id not in item.tried and self._usable(p, now) and p.free() > 0
+            ]
+            if not roomy:
+                continue
+            best = min(roomy, key=lambda p: (self._score(p), -p.free()))
+            item.hedged = True
+            self.hedges += 1
+            return self._start(item, best, False, now=now, hedge=True)
+        return None
+
+    def _start(
+        self, item: _Item, peer: _Peer, retried_peer: bool, *, now: float, hedge: bool = False
+    ) -> Dispatch:
         item.attempts += 1
-        item.tried.append(peer)
-        self._own[peer] += 1
-        self._in_flight[(item.index, item.attempts)] = item
+        item.live += 1
+        item.tried.append(peer.peer_id)
+        if item.first_start is None:
+            item.first_start = now
+        peer.own += 1
+        if peer.benched_until or peer.consecutive >= _BREAKER_THRESHOLD:
+            peer.probing = True
         delay = 0.0
         if retried_peer:
-            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** (item.attempts - 2))
-        return Dispatch(item.index, item.prompt, peer, item.attempts, delay)
+            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** max(0, item.attempts - 2))
+        dispatch = Dispatch(item.index, item.prompt, peer.peer_id, item.attempts, delay, hedge)
+        self._in_flight[(item.index, item.attempts)] = _Attempt(dispatch, item, peer, now + delay)
+        return dispatch
 
-    def complete(self, dispatch: Dispatch, outcome: AttemptOutcome) -> ScatterResult | None:
-        """Record an attempt's outcome; return the prompt's final result, or None if requeued."""
-        item = self._in_flight.pop((dispatch.index, dispatch.attempt))
-        peer = dispatch.peer_id
-        self._own[peer] -= 1
-        item.duration += outcome.duration
+    # -- outcomes ----------------------------------------------------------------------
+    def complete(
+        self, dispatch: Dispatch, outcome: AttemptOutcome, now: float = 0.0
+    ) -> ScatterResult | None:
+        """Record an attempt's outcome; return the prompt's final result, or None.
+
+        None means the prompt was requeued, another attempt of it is still running, or the
+        attempt had already been cancelled (its outcome is ignored).
+        """
+        attempt = self._in_flight.pop((dispatch.index, dispatch.attempt), None)
+        if attempt is None:
+            return None
+        item, peer = attempt.item, attempt.peer
+        item.live -= 1
+        peer.own -= 1
         error = outcome.error
         if error is None:
-            if peer in self._others:
-                self._others[peer] = max(0, self._others[peer] - 1)
-            self.done += 1
-            self.succeeded += 1
-            return self._result(item, peer, outcome, "success")
-        if isinstance(error, WorkerRejectedError) and peer in self._limit:
-            self._others[peer] = min(self._limit[peer], self._others.get(peer, 0) + 1)
+            self._peer_succeeded(peer, outcome.duration or max(0.0, now - attempt.start))
+            return self._finish(item, peer, outcome, now)
+        if is_overload(error):
+            if item.live:
+                return None
+            return self._overloaded(item, peer, outcome, error, now)
+        self._peer_failed(peer, error, now)
+        if item.live:
+            return None  # a hedge of the same item still runs: let it decide
         if is_redispatchable(error) and item.attempts < self.max_attempts:
             self.failovers += 1
             self._waiting.append(item)
             return None
-        self.done += 1
-        self.failed += 1
-        return self._result(item, peer, outcome, "failed")
+        return self._finish(item, peer, outcome, now)
 
-    def _result(
-        self, item: _Item, peer: str, outcome: AttemptOutcome, status: str
+    def _overloaded(
+        self, item: _Item, peer: _Peer, outcome: AttemptOutcome, error: AgentFMError, now: float
+    ) -> ScatterResult | None:
+        item.overloads += 1
+        if item.overloads > _OVERLOAD_REQUEUES:
+            return self._finish(item, peer, outcome, now)
+        # The gateway did not run the task: give the attempt back.
+        item.attempts -= 1
+        item.tried.pop()
+        pause = error.retry_after
+        if pause is None:
+            pause = self._overload_pause
+            self._overload_pause = min(_OVERLOAD_MAX, self._overload_pause * 2)
+        self._pause_until = max(self._pause_until, now + min(pause, _RETRY_AFTER_MAX))
+        self._waiting.appendleft(item)
+        return None
+
+    def _peer_succeeded(self, peer: _Peer, latency: float) -> None:
+        peer.successes += 1
+        peer.consecutive = 0
+        peer.probing = False
+        peer.benched_until = 0.0
+        peer.bench = _BENCH_FIRST
+        if peer.others:
+            peer.others -= 1  # others' tasks finish too as time passes
+        if peer.latency is None:
+            peer.latency = latency
+        else:
+            peer.latency += _LATENCY_WEIGHT * (latency - peer.latency)
+        self._overload_pause = _OVERLOAD_FIRST
+        self._recent.append(latency)
+        self._since_typical += 1
+        if len(self._recent) >= _HEDGE_SAMPLES and (
+            self._typical is None or self._since_typical >= 16
+        ):
+            ordered = sorted(self._recent)
+            self._typical = ordered[len(ordered) // 2]
+            self._since_typical = 0
+
+    def _peer_failed(self, peer: _Peer, error: AgentFMError, now: float) -> None:
+        if not is_redispatchable(error):
+            return  # the request was bad, not the peer
+        if isinstance(error, GatewayConnectionError) and not isinstance(error, AgentFMTimeoutError):
+            return  # the gateway connection failed, whichever peer was asked
+        peer.failures += 1
+        peer.consecutive += 1
+        if isinstance(error, WorkerRejectedError) and peer.limit is not None:
+            # Fuller than advertised: no more work until one of ours finishes there.
+            peer.others = max(peer.others, peer.limit - peer.own)
+        if isinstance(error, WorkerNotFoundError):
+            peer.consecutive = max(peer.consecutive, _BREAKER_THRESHOLD)
+        if peer.probing or peer.consecutive >= _BREAKER_THRESHOLD:
+            if peer.probing:
+                peer.bench = min(_BENCH_MAX, peer.bench * 2)
+            peer.benched_until = now + peer.bench
+            peer.probing = False
+
+    def _finish(
+        self, item: _Item, peer: _Peer, outcome: AttemptOutcome, now: float
     ) -> ScatterResult:
+        item.done = True
+        self._live_items -= 1
+        self.done += 1
+        if outcome.error is None:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        for key, other in list(self._in_flight.items()):
+            if other.item is item:
+                del self._in_flight[key]
+                other.peer.own -= 1
+                item.live -= 1
+                self._cancelled.append(other.dispatch)
+        started = item.first_start if item.first_start is not None else now
         error = outcome.error
         return ScatterResult(
             prompt=item.prompt,
-            worker_id=PeerID(peer),
-            status="success" if status == "success" else "failed",
+            worker_id=PeerID(peer.peer_id),
+            status="success" if error is None else "failed",
             text=outcome.text,
             artifacts=outcome.artifacts,
             error=None if error is None else str(error),
@@ -253,63 +577,179 @@ class ScatterScheduler:
             task_id=outcome.task_id,
             attempts=item.attempts,
             peers_tried=list(item.tried),
-            duration_seconds=item.duration,
+            duration_seconds=max(outcome.duration, now - started),
             exception=error,
         )
 
 
 ProgressCallback = Callable[[ScatterProgress], None]
-
-
-def run_sync(
-    scheduler: ScatterScheduler,
-    attempt: Callable[[Dispatch], AttemptOutcome],
-    on_progress: ProgressCallback | None = None,
-) -> Iterator[ScatterResult]:
-    """Drive ``scheduler`` with a thread pool; yield results in completion order."""
-    pool = ThreadPoolExecutor(
-        max_workers=scheduler.max_concurrency, thread_name_prefix="agentfm-scatter"
-    )
-    running: dict[Future[AttemptOutcome], Dispatch] = {}
-    try:
-        while True:
-            while (dispatch := scheduler.next_dispatch()) is not None:
-                running[pool.submit(attempt, dispatch)] = dispatch
-            if not running:
-                return
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                result = scheduler.complete(running.pop(future), future.result())
-                if on_progress is not None:
-                    on_progress(scheduler.progress())
-                if result is not None:
-                    yield result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+Attempt = Callable[[Dispatch], Coroutine[Any, Any, AttemptOutcome]]
 
 
 async def run_async(
     scheduler: ScatterScheduler,
-    attempt: Callable[[Dispatch], Awaitable[AttemptOutcome]],
+    attempt: Attempt,
     on_progress: ProgressCallback | None = None,
-) -> AsyncIterator[ScatterResult]:
-    """Drive ``scheduler`` with asyncio tasks; yield results in completion order."""
-    running: dict[asyncio.Task[AttemptOutcome], Dispatch] = {}
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_close: Callable[[], None] | None = None,
+) -> AsyncGenerator[ScatterResult, None]:
+    """Drive ``scheduler`` with asyncio tasks; yield results in completion order.
+
+    Args:
+        scheduler: The scheduler to drive.
+        attempt: Runs one dispatch; must report failures in its outcome, not raise.
+        on_progress: Called with a snapshot after every completed attempt.
+        clock: Monotonic seconds (the scheduler's ``now``).
+        on_close: Called on the loop once the scatter ends (e.g. to close connections).
+    """
+    loop = asyncio.get_running_loop()
+    running: dict[tuple[int, int], asyncio.Task[AttemptOutcome]] = {}
+    finished: deque[tuple[Dispatch, asyncio.Task[AttemptOutcome]]] = deque()
+    signal: list[asyncio.Future[None] | None] = [None]
+
+    def on_done(dispatch: Dispatch, task: asyncio.Task[AttemptOutcome]) -> None:
+        finished.append((dispatch, task))
+        waiter = signal[0]
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def wake(waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    async def delayed(dispatch: Dispatch) -> AttemptOutcome:
+        await asyncio.sleep(dispatch.delay)
+        return await attempt(dispatch)
+
     try:
         while True:
-            while (dispatch := scheduler.next_dispatch()) is not None:
-                running[asyncio.ensure_future(attempt(dispatch))] = dispatch
-            if not running:
+            now = clock()
+            while (dispatch := scheduler.next_dispatch(now)) is not None:
+                coro = delayed(dispatch) if dispatch.delay else attempt(dispatch)
+                task = loop.create_task(coro)
+                task.add_done_callback(functools.partial(on_done, dispatch))
+                running[(dispatch.index, dispatch.attempt)] = task
+            if scheduler.finished:
                 return
-            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                result = scheduler.complete(running.pop(task), task.result())
+            if not finished:
+                waiter: asyncio.Future[None] = loop.create_future()
+                signal[0] = waiter
+                when = scheduler.wakeup(now)
+                timer = None if when is None else loop.call_later(when - now, wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    signal[0] = None
+                    if timer is not None:
+                        timer.cancel()
+            while finished:
+                dispatch, task = finished.popleft()
+                running.pop((dispatch.index, dispatch.attempt), None)
+                if task.cancelled():
+                    continue
+                result = scheduler.complete(dispatch, task.result(), clock())
+                for loser in scheduler.take_cancelled():
+                    lost = running.pop((loser.index, loser.attempt), None)
+                    if lost is not None:
+                        lost.cancel()
                 if on_progress is not None:
                     on_progress(scheduler.progress())
                 if result is not None:
                     yield result
     finally:
-        for task in running:
+        for task in running.values():
             task.cancel()
         if running:
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        if on_close is not None:
+            on_close()
+            await asyncio.sleep(0)  # let the closed transports finish closing
+
+
+_Message = ScatterResult | ScatterProgress | BaseException | None
+
+
+def run_sync(
+    scheduler: ScatterScheduler,
+    attempt: Callable[[Dispatch], AttemptOutcome] | None = None,
+    on_progress: ProgressCallback | None = None,
+    *,
+    async_attempt: Attempt | None = None,
+    on_close: Callable[[], None] | None = None,
+) -> Iterator[ScatterResult]:
+    """Drive ``scheduler`` with `run_async` on a private event loop in a helper thread.
+
+    ``attempt`` is a blocking function, run in a pool of ``max_concurrency`` threads;
+    ``async_attempt`` (preferred: no thread per attempt) runs on the helper loop. Results
+    and progress snapshots are handed over through a queue, so ``on_progress`` runs in the
+    caller's thread. Abandoning the iterator cancels the attempts still running.
+    """
+    messages: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    pool: ThreadPoolExecutor | None = None
+    if async_attempt is None:
+        if attempt is None:
+            raise TypeError("run_sync needs attempt or async_attempt")
+        blocking = attempt
+        pool = ThreadPoolExecutor(scheduler.max_concurrency, thread_name_prefix="agentfm-scatter")
+        runner = pool
+
+        async def in_thread(dispatch: Dispatch) -> AttemptOutcome:
+            return await loop.run_in_executor(runner, blocking, dispatch)
+
+        async_attempt = in_thread
+    chosen: Attempt = async_attempt
+
+    async def pump() -> None:
+        progress = messages.put if on_progress is not None else None
+        agen = run_async(scheduler, chosen, progress, on_close=on_close)
+        try:
+            async for result in agen:
+                messages.put(result)
+        finally:
+            await agen.aclose()
+
+    tasks: list[asyncio.Task[None]] = []
+
+    def thread_main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            tasks.append(loop.create_task(pump()))
+            started.set()
+            loop.run_until_complete(tasks[0])
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # handed over to the caller's thread
+            messages.put(exc)
+        finally:
+            started.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+            messages.put(None)
+
+    thread = threading.Thread(target=thread_main, name="agentfm-scatter-loop", daemon=True)
+    thread.start()
+    try:
+        while True:
+            message = messages.get()
+            if message is None:
+                return
+            if isinstance(message, ScatterResult):
+                yield message
+            elif isinstance(message, ScatterProgress):
+                if on_progress is not None:
+                    on_progress(message)
+            else:
+                raise message
+    finally:
+        started.wait()
+        if thread.is_alive() and tasks:
+            # The caller stopped early: cancel what still runs (the loop may just have closed).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(tasks[0].cancel)
+        thread.join()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from agentfm._constants import (
     DEFAULT_ARTIFACT_TIMEOUT,
     DEFAULT_ARTIFACTS_DIR,
 )
+from agentfm._execute_pool import ExecutePool, supports
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler, run_async, run_sync
 from agentfm._streaming import AsyncTaskStream, MarkerDecoder, StreamState, TaskStream
 from agentfm._validation import (
@@ -150,6 +151,61 @@ def _choose_workers(
 def _started(exc: AgentFMError) -> AgentFMError:
     exc.task_started = True
     return exc
+
+
+class _FastAttempt:
+    """One scatter attempt over `ExecutePool` (the pool binds to the driver's event loop)."""
+
+    def __init__(
+        self,
+        client: AgentFMClient | AsyncAgentFMClient,
+        timeout: float | None,
+        collect: Callable[[str], Awaitable[list[Path]]],
+    ) -> None:
+        self._url = client.gateway_url
+        self._headers = dict(client._auth_headers)
+        self._connect_timeout = client.timeout.connect
+        self._max_connections = client.max_connections
+        self._timeout = timeout
+        self._collect = collect
+        self._pool: ExecutePool | None = None
+
+    async def __call__(self, dispatch: Dispatch) -> AttemptOutcome:
+        if self._pool is None:
+            self._pool = ExecutePool(
+                self._url,
+                self._headers,
+                connect_timeout=self._connect_timeout,
+                max_connections=self._max_connections,
+            )
+        started = time.monotonic()
+        task_id = mint_task_id()
+        text = ""
+        try:
+            text, files_incoming = await self._pool.execute(
+                dispatch.peer_id, dispatch.prompt, task_id, self._timeout
+            )
+            artifacts = await self._collect(task_id) if files_incoming else []
+        except AgentFMError as exc:
+            # Only a completed task (artifact trouble) keeps its text.
+            return AttemptOutcome(
+                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+            )
+        except Exception as exc:  # a bug must not lose the item: report it as its failure
+            log.exception("scatter attempt failed unexpectedly")
+            return AttemptOutcome(
+                task_id=task_id,
+                error=AgentFMError(f"unexpected error: {exc!r}"),
+                duration=time.monotonic() - started,
+            )
+        return AttemptOutcome(
+            text=text, artifacts=artifacts, task_id=task_id, duration=time.monotonic() - started
+        )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
 
 class Tasks:
@@ -335,8 +391,14 @@ class Tasks:
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        hedge: bool = False,
     ) -> list[ScatterResult]:
         """Run every prompt on the given peers; one result per prompt, in input order.
+
+        Work goes to the peers with free capacity that are expected to finish first; a
+        failed attempt (broken stream, rejection, unreachable peer) moves to a peer the
+        prompt has not tried, a peer that keeps failing is benched for a while, and a 503
+        ``mesh_overloaded`` / ``Retry-After`` pauses the batch instead of failing items.
 
         Args:
             prompts: The prompts.
@@ -345,6 +407,10 @@ class Tasks:
             max_retries: Extra attempts per prompt.
             timeout: Seconds one attempt may take.
             on_progress: Called with a `ScatterProgress` after every attempt.
+            hedge: Once no new prompt is waiting, duplicate an attempt that runs far past
+                the batch's typical latency on another peer with room; the first success
+                wins and the other attempt is cancelled. Off by default, because an agent
+                with side effects would run twice.
         """
         results: list[ScatterResult | None] = [None] * len(prompts)
         for result in self.scatter_iter(
@@ -354,6 +420,7 @@ class Tasks:
             max_retries=max_retries,
             timeout=timeout,
             on_progress=on_progress,
+            hedge=hedge,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -367,11 +434,12 @@ class Tasks:
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        hedge: bool = False,
     ) -> Iterator[ScatterResult]:
         """Like `scatter`, but yield each result as soon as it is final (completion order)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
         return self._scatter_iter(
-            prompts, peers, max_concurrency, max_retries, timeout, on_progress
+            prompts, peers, max_concurrency, max_retries, timeout, on_progress, hedge
         )
 
     def _scatter_iter(
@@ -382,6 +450,7 @@ class Tasks:
         max_retries: int,
         timeout: float | None,
         on_progress: ProgressCallback | None,
+        hedge: bool,
     ) -> Iterator[ScatterResult]:
         if not prompts:
             return
@@ -396,13 +465,21 @@ class Tasks:
             max_concurrency=max_concurrency,
             max_retries=max_retries,
             capacity=capacity,
+            hedge=hedge,
         )
-        yield from run_sync(scheduler, lambda d: self._attempt(d, timeout), on_progress)
+        if supports(self._client.gateway_url):
+            fast = _FastAttempt(self._client, timeout, self._collect_in_thread)
+            yield from run_sync(
+                scheduler, on_progress=on_progress, async_attempt=fast, on_close=fast.close
+            )
+        else:
+            yield from run_sync(scheduler, lambda d: self._attempt(d, timeout), on_progress)
+
+    async def _collect_in_thread(self, task_id: str) -> list[Path]:
+        return await asyncio.to_thread(self.collect_artifacts, task_id)
 
     def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
         started = time.monotonic()
-        if dispatch.delay:
-            time.sleep(dispatch.delay)
         task_id = mint_task_id()
         try:
             result = self.run(
@@ -616,8 +693,12 @@ class AsyncTasks:
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        hedge: bool = False,
     ) -> list[ScatterResult]:
-        """Run every prompt on the given peers; one result per prompt, in input order."""
+        """Run every prompt on the given peers; one result per prompt, in input order.
+
+        Same scheduling and options as `Tasks.scatter` (including ``hedge``).
+        """
         results: list[ScatterResult | None] = [None] * len(prompts)
         async for result in self.scatter_iter(
             prompts,
@@ -626,6 +707,7 @@ class AsyncTasks:
             max_retries=max_retries,
             timeout=timeout,
             on_progress=on_progress,
+            hedge=hedge,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -639,11 +721,12 @@ class AsyncTasks:
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        hedge: bool = False,
     ) -> AsyncIterator[ScatterResult]:
         """Yield each result as soon as it is final (``async for r in ...scatter_iter(...)``)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
         return self._scatter_iter(
-            prompts, peers, max_concurrency, max_retries, timeout, on_progress
+            prompts, peers, max_concurrency, max_retries, timeout, on_progress, hedge
         )
 
     async def _scatter_iter(
@@ -654,6 +737,7 @@ class AsyncTasks:
         max_retries: int,
         timeout: float | None,
         on_progress: ProgressCallback | None,
+        hedge: bool,
     ) -> AsyncIterator[ScatterResult]:
         if not prompts:
             return
@@ -668,14 +752,19 @@ class AsyncTasks:
             max_concurrency=max_concurrency,
             max_retries=max_retries,
             capacity=capacity,
+            hedge=hedge,
         )
-        async for result in run_async(scheduler, lambda d: self._attempt(d, timeout), on_progress):
-            yield result
+        if supports(self._client.gateway_url):
+            fast = _FastAttempt(self._client, timeout, self.collect_artifacts)
+            async for result in run_async(scheduler, fast, on_progress, on_close=fast.close):
+                yield result
+        else:
+            attempt = lambda d: self._attempt(d, timeout)  # noqa: E731
+            async for result in run_async(scheduler, attempt, on_progress):
+                yield result
 
     async def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
         started = time.monotonic()
-        if dispatch.delay:
-            await asyncio.sleep(dispatch.delay)
         task_id = mint_task_id()
         try:
             result = await self.run(

@@ -162,17 +162,20 @@ async def test_sync_client_shared_by_many_threads(demo_mesh: EmbeddedMesh, tmp_p
     assert sorted(texts) == sorted(f"t{n}-{i}\n" for n in range(4) for i in range(5))
 
 
-async def test_scatter_never_redispatches_a_started_task(
+async def test_scatter_reruns_a_broken_stream_on_an_untried_peer(
     edge_client: Any, edge_mesh: EmbeddedMesh
 ) -> None:
     breaker, files = edge_mesh.peer_id("breaker"), edge_mesh.peer_id("files")
     [result] = await call(
         edge_client.tasks.scatter, ["x"], peer_ids=[breaker, files], max_retries=3
     )
-    assert not result.ok
-    assert result.attempts == 1
-    assert result.peers_tried == [breaker]
-    assert type(result.exception).__name__ == "IncompleteStreamError"
+    assert result.ok
+    assert result.attempts == 2
+    assert result.peers_tried == [breaker, files]
+    [alone] = await call(edge_client.tasks.scatter, ["x"], peer_ids=[breaker], max_retries=0)
+    assert not alone.ok
+    assert alone.text == ""  # the partial output of a broken stream is never a result
+    assert type(alone.exception).__name__ == "IncompleteStreamError"
 
 
 async def test_scatter_per_prompt_timeout(edge_client: Any, edge_mesh: EmbeddedMesh) -> None:

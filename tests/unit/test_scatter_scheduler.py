@@ -10,6 +10,7 @@ import pytest
 
 from agentfm import (
     AgentFMError,
+    ArtifactError,
     AuthenticationError,
     IncompleteStreamError,
     WorkerNotFoundError,
@@ -88,25 +89,29 @@ def test_exhausted_retries_report_the_last_error() -> None:
     assert "exception" not in result.model_dump()
 
 
-def test_a_task_that_got_its_200_is_not_dispatched_again() -> None:
+def test_a_broken_stream_is_rerun_but_a_completed_task_is_not() -> None:
     scheduler = ScatterScheduler(["x"], [A, B], max_concurrency=1, max_retries=3)
     calls: list[Dispatch] = []
 
     def outcome(d: Dispatch) -> AttemptOutcome:
         calls.append(d)
-        return AttemptOutcome(text="partial", error=started(IncompleteStreamError("cut")))
+        if d.peer_id == A:
+            return AttemptOutcome(error=started(IncompleteStreamError("cut")))
+        return AttemptOutcome(text="done", error=ArtifactError("bad zip"))
 
     [result] = drain(scheduler, outcome)
-    assert len(calls) == 1
+    assert [d.peer_id for d in calls] == [A, B]  # the cut task moved; the finished one stayed
     assert not result.ok
-    assert result.text == "partial"
+    assert result.text == "done"
+    assert isinstance(result.exception, ArtifactError)
 
 
 def test_redispatch_rules() -> None:
     assert is_redispatchable(started(WorkerRejectedError("❌ ERROR: busy")))
-    assert not is_redispatchable(started(IncompleteStreamError("cut")))
+    assert is_redispatchable(started(IncompleteStreamError("cut")))
     assert is_redispatchable(WorkerNotFoundError("gone", status=404))
     assert not is_redispatchable(AuthenticationError("key", status=401))
+    assert not is_redispatchable(ArtifactError("bad zip"))
 
 
 def test_max_concurrency_and_laziness() -> None:

@@ -1,0 +1,295 @@
+"""One benchmark run of one client against the scatter mesh, in its own process.
+
+``bench_scatter.py`` starts this script once per (workload, client) with a JSON spec as its
+only argument, and reads one JSON line of measurements back. A fresh process per run gives
+each client its own CPU and peak-RSS figures. The module imports only the standard library
+at the top, because the 0.3.0 SDK runs it from its own venv, where ``agentfm`` is the seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import resource
+import sys
+import time
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import LanguageModelInput
+
+Outcome = tuple[int, bool, str, float]  # (index, succeeded, text, item latency)
+
+
+class Prompts(Sequence[str]):
+    """The batch's prompts, made on demand so the harness itself holds no per-item memory."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        if isinstance(i, slice):
+            return [prompt_of(j) for j in range(self._n)[i]]
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return prompt_of(i)
+
+    def __iter__(self) -> Iterator[str]:
+        return (prompt_of(i) for i in range(self._n))
+
+
+class Tally:
+    """Checks each result as it arrives: ok, failed, wrong, duplicated; item latencies."""
+
+    def __init__(self, n: int) -> None:
+        self.seen = bytearray(n)
+        self.ok = self.failed = self.wrong = self.duplicated = 0
+        self.latencies = array("d")
+
+    def add(self, index: int, succeeded: bool, text: str, latency: float) -> None:
+        if self.seen[index]:
+            self.duplicated += 1
+        self.seen[index] = 1
+        if not succeeded:
+            self.failed += 1
+        elif text.strip() != expected(index):
+            self.wrong += 1  # a partial output or a rejection line counted as success
+        else:
+            self.ok += 1
+        if latency == latency:  # not NaN
+            self.latencies.append(latency)
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def prompt_of(index: int) -> str:
+    """The prompt of item ``index``; the agents answer ``done item-<index>``."""
+    return f"summarise item-{index}"
+
+
+def expected(index: int) -> str:
+    """The right answer to item ``index``."""
+    return f"done item-{index}"
+
+
+def run_agentfm_async(spec: dict[str, Any], tally: Tally) -> None:
+    """Our SDK's async scatter (``scatter_iter``: results as they complete)."""
+    import uvloop
+
+    from agentfm import AsyncAgentFMClient
+
+    async def main() -> None:
+        async with AsyncAgentFMClient(spec["url"], api_key=None) as client:
+            async for r in client.tasks.scatter_iter(
+                Prompts(spec["items"]),
+                peer_ids=spec["peers"],
+                max_concurrency=spec["concurrency"],
+                **spec.get("options", {}),
+            ):
+                tally.add(r.index, r.ok, r.text, r.duration_seconds)
+
+    uvloop.run(main())
+
+
+def run_agentfm_sync(spec: dict[str, Any], tally: Tally) -> None:
+    """Our SDK's sync scatter."""
+    from agentfm import AgentFMClient
+
+    with AgentFMClient(spec["url"], api_key=None) as client:
+        for r in client.tasks.scatter_iter(
+            Prompts(spec["items"]),
+            peer_ids=spec["peers"],
+            max_concurrency=spec["concurrency"],
+            **spec.get("options", {}),
+        ):
+            tally.add(r.index, r.ok, r.text, r.duration_seconds)
+
+
+def _seed(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """agentfm-sdk 0.3.0's ``tasks.scatter`` (run from the seed venv)."""
+    from agentfm import AgentFMClient
+
+    client = AgentFMClient(spec["url"], api_key=None)
+    results = client.tasks.scatter(
+        prompts, peer_ids=spec["peers"], max_concurrency=spec["concurrency"]
+    )
+    return [(i, r.status == "success", r.text, float("nan")) for i, r in enumerate(results)]
+
+
+def _openai(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """The official AsyncOpenAI client, an ``asyncio.Semaphore`` and ``gather``."""
+    import uvloop
+    from openai import AsyncOpenAI
+
+    async def main() -> list[Outcome]:
+        client = AsyncOpenAI(base_url=spec["url"] + "/v1", api_key="bench")
+        gate = asyncio.Semaphore(spec["concurrency"])
+
+        async def one(index: int, prompt: str) -> Outcome:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    reply = await client.chat.completions.create(
+                        model=spec["engine"], messages=[{"role": "user", "content": prompt}]
+                    )
+                except Exception as exc:  # a failed item, whatever the client raised
+                    return (index, False, repr(exc), time.perf_counter() - started)
+                text = reply.choices[0].message.content or ""
+                return (index, True, text, time.perf_counter() - started)
+
+        try:
+            return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
+        finally:
+            await client.close()
+
+    return uvloop.run(main())
+
+
+def _langchain(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """LangChain's ``ChatOpenAI.batch`` on ``/v1`` (``return_exceptions`` per spec)."""
+    from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
+
+    llm = ChatOpenAI(model=spec["engine"], base_url=spec["url"] + "/v1", api_key=SecretStr("bench"))
+    inputs: list[LanguageModelInput] = list(prompts)
+    keep = bool(spec.get("options", {}).get("return_exceptions", False))
+    try:
+        replies = llm.batch(
+            inputs, config={"max_concurrency": spec["concurrency"]}, return_exceptions=keep
+        )
+    except Exception:  # the default batch raises the first error: every result is lost
+        return []
+    out: list[Outcome] = []
+    for index, reply in enumerate(replies):
+        if isinstance(reply, Exception):
+            out.append((index, False, repr(reply), float("nan")))
+        else:
+            out.append((index, True, str(reply.content), float("nan")))
+    return out
+
+
+def _raw(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """The floor: keep-alive raw HTTP/1.1, one connection per capacity slot, no library."""
+    import uvloop
+
+    host, port = spec["url"].removeprefix("http://").split(":")
+    slots = [p for p in spec["peers"] for _ in range(spec["concurrency"] // len(spec["peers"]))]
+    todo = list(enumerate(prompts))
+    todo.reverse()
+    out: list[Outcome] = []
+
+    async def slot(peer: str) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while todo:
+            index, prompt = todo.pop()
+            body = json.dumps({"worker_id": peer, "prompt": prompt}).encode()
+            started = time.perf_counter()
+            writer.write(
+                b"POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + b"Content-Length: %d\r\n\r\n" % len(body)
+                + body
+            )
+            await reader.readuntil(b"\r\n\r\n")
+            data = bytearray()
+            while True:
+                size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
+                if size == 0:
+                    await reader.readuntil(b"\r\n")
+                    break
+                data += await reader.readexactly(size + 2)
+                del data[-2:]
+            text = data.decode()
+            ok = "[AGENTFM: NO_FILES]" in text
+            answer = text.split("\n[AGENTFM:")[0]
+            out.append((index, ok, answer, time.perf_counter() - started))
+        writer.close()
+
+    async def main() -> None:
+        await asyncio.gather(*(slot(p) for p in slots))
+
+    uvloop.run(main())
+    return out
+
+
+Runner = Callable[[dict[str, Any], Tally], None]
+
+
+def listed(run: Callable[[dict[str, Any], list[str]], list[Outcome]]) -> Runner:
+    """Adapt a client whose batch API takes and returns whole lists."""
+
+    def runner(spec: dict[str, Any], tally: Tally) -> None:
+        for outcome in run(spec, list(Prompts(spec["items"]))):
+            tally.add(*outcome)
+
+    return runner
+
+
+# Imported before the clock starts: the figures compare running a batch, not importing.
+PRELOAD = {
+    "agentfm-async": ("uvloop", "agentfm"),
+    "agentfm-sync": ("agentfm",),
+    "seed": ("agentfm",),
+    "openai": ("uvloop", "openai"),
+    "raw": ("uvloop",),
+    "langchain": ("langchain_openai",),
+}
+
+RUNNERS: dict[str, Runner] = {
+    "agentfm-async": run_agentfm_async,
+    "agentfm-sync": run_agentfm_sync,
+    "seed": listed(_seed),
+    "openai": listed(_openai),
+    "raw": listed(_raw),
+    "langchain": listed(_langchain),
+}
+
+
+def main() -> None:
+    """Run the spec in ``argv[1]`` and print the measurements as one JSON line."""
+    spec = json.loads(sys.argv[1])
+    runner = RUNNERS[spec["client"]]
+    for module in PRELOAD[spec["client"]]:
+        importlib.import_module(module)
+    tally = Tally(spec["items"])
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu0 = time.process_time()
+    wall0 = time.perf_counter()
+    runner(spec, tally)
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "ok": tally.ok,
+                "failed": tally.failed,
+                "wrong": tally.wrong,
+                "lost": spec["items"] - sum(tally.seen),
+                "duplicated": tally.duplicated,
+                "p50": tally.percentile(0.50),
+                "p99": tally.percentile(0.99),
+                "rss_mb_before": rss_before / 1024,
+                "rss_mb_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The pure scheduler on an explicit clock: capacity, speed, breaker, overload, hedging, memory."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from agentfm import (
+    GatewayConnectionError,
+    IncompleteStreamError,
+    MeshOverloadedError,
+    WorkerRejectedError,
+)
+from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+A, B, C, D = "peer-a", "peer-b", "peer-c", "peer-d"
+OK = AttemptOutcome(text="ok")
+
+
+def broken() -> AttemptOutcome:
+    return AttemptOutcome(error=IncompleteStreamError("cut", code="incomplete_stream"))
+
+
+def take_all(scheduler: ScatterScheduler, now: float) -> list[Dispatch]:
+    out = []
+    while (d := scheduler.next_dispatch(now)) is not None:
+        out.append(d)
+    return out
+
+
+def test_a_peer_at_capacity_gets_no_work() -> None:
+    # A advertises 2 slots with 1 taken by someone else; B has 3.
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(10)],
+        [A, B],
+        max_concurrency=10,
+        max_retries=0,
+        capacity={A: (2, 1), B: (3, 0)},
+    )
+    first = take_all(scheduler, 0.0)
+    assert sorted(d.peer_id for d in first) == [A, B, B, B]
+    scheduler.complete(first[0], OK, 1.0)
+    [again] = take_all(scheduler, 1.0)
+    assert again.peer_id == first[0].peer_id
+
+
+def test_a_rejection_marks_the_peer_full_and_is_never_a_success() -> None:
+    scheduler = ScatterScheduler(
+        ["x", "y"], [A, B], max_concurrency=4, max_retries=1, capacity={A: (4, 0), B: (4, 0)}
+    )
+    d1, d2 = take_all(scheduler, 0.0)
+    on_a = d1 if d1.peer_id == A else d2
+    on_b = d2 if on_a is d1 else d1
+    rejected = AttemptOutcome(
+        text="❌ ERROR: Worker is at max capacity (4/4).",
+        error=WorkerRejectedError("❌ ERROR: Worker is at max capacity (4/4)."),
+    )
+    assert scheduler.complete(on_a, rejected, 0.1) is None
+    [retry] = take_all(scheduler, 0.1)
+    assert retry.peer_id == B  # A is full now, and B is the untried peer anyway
+    assert scheduler.complete(on_b, OK, 0.2) is not None
+    result = scheduler.complete(retry, OK, 0.3)
+    assert result is not None
+    assert result.ok
+    assert result.peers_tried == [A, B]
+
+
+def test_fast_peers_get_more_work() -> None:
+    # A answers in 0.1 s, B in 1 s; each has 2 slots. Run a simulated batch.
+    latency = {A: 0.1, B: 1.0}
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(200)],
+        [A, B],
+        max_concurrency=4,
+        max_retries=0,
+        capacity={A: (2, 0), B: (2, 0)},
+    )
+    served = simulate(scheduler, lambda d: (latency[d.peer_id], OK))
+    assert served[A] > 5 * served[B]
+
+
+def simulate(scheduler: ScatterScheduler, run: Any) -> dict[str, int]:
+    """Event-driven simulation: ``run(dispatch) -> (seconds, outcome)``."""
+    now = 0.0
+    running: list[tuple[float, int, Dispatch, AttemptOutcome]] = []
+    served: dict[str, int] = {}
+    seq = 0
+    while not scheduler.finished:
+        for d in take_all(scheduler, now):
+            seconds, outcome = run(d)
+            seq += 1
+            running.append((now + d.delay + seconds, seq, d, outcome))
+        if not running:
+            wake = scheduler.wakeup(now)
+            assert wake is not None, "stalled with nothing running"
+            now = wake
+            continue
+        running.sort(key=lambda r: (r[0], r[1]))
+        wake = scheduler.wakeup(now)
+        if wake is not None and wake < running[0][0]:
+            now = wake
+            continue
+        end, _, d, outcome = running.pop(0)
+        now = end
+        if scheduler.complete(d, outcome, now) is not None and outcome.error is None:
+            served[d.peer_id] = served.get(d.peer_id, 0) + 1
+        cancelled = {(c.index, c.attempt) for c in scheduler.take_cancelled()}
+        running = [r for r in running if (r[2].index, r[2].attempt) not in cancelled]
+    return served
+
+
+def test_slow_peers_get_no_work_at_the_tail() -> None:
+    latency = {A: 0.2, B: 0.2, C: 0.2, D: 1.0}
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(400)],
+        [A, B, C, D],
+        max_concurrency=16,
+        max_retries=0,
+        capacity={p: (4, 0) for p in latency},
+    )
+    last_start: dict[str, float] = {}
+    clock = {"now": 0.0}
+
+    def run(d: Dispatch) -> tuple[float, AttemptOutcome]:
+        last_start[d.peer_id] = clock["now"]
+        return latency[d.peer_id], OK
+
+    original = scheduler.next_dispatch
+
+    def tracking(now: float = 0.0) -> Dispatch | None:
+        clock["now"] = now
+        return original(now)
+
+    scheduler.next_dispatch = tracking  # type: ignore[method-assign]
+    served = simulate(scheduler, run)
+    assert sum(served.values()) == 400
+    # Fluid bound: 400 / (12/0.2 + 4/1.0) = 6.25 s. The slow peer's last item must start
+    # early enough to end by then, rather than 1 s before a long tail.
+    assert last_start[D] + 1.0 <= 400 / (12 / 0.2 + 4 / 1.0) + 0.2
+
+
+def test_breaker_benches_then_probes_once() -> None:
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(50)],
+        [A, B],
+        max_concurrency=3,
+        max_retries=0,
+        capacity={A: (4, 0), B: (1, 0)},
+    )
+    first = take_all(scheduler, 0.0)
+    assert [d.peer_id for d in first] == [A, A, A]  # the roomiest peer first
+    for d in first:
+        scheduler.complete(d, broken(), 0.1)  # three failures in a row: A is benched
+    on_b = take_all(scheduler, 0.1)
+    assert [d.peer_id for d in on_b] == [B]  # B is full after one; A gets nothing
+    scheduler.complete(on_b[0], OK, 0.2)
+    on_b = take_all(scheduler, 0.2)
+    assert [d.peer_id for d in on_b] == [B]
+    probe = take_all(scheduler, 2.2)  # past the 2 s bench: exactly one probe
+    assert [d.peer_id for d in probe] == [A]
+    scheduler.complete(probe[0], broken(), 2.3)  # the probe fails: benched for 4 s
+    scheduler.complete(on_b[0], OK, 2.4)
+    on_b = take_all(scheduler, 2.4)
+    assert [d.peer_id for d in on_b] == [B]
+    assert take_all(scheduler, 6.2) == []  # still benched (until 6.3), B still busy
+    probe = take_all(scheduler, 6.4)
+    assert [d.peer_id for d in probe] == [A]
+    scheduler.complete(probe[0], OK, 6.5)  # healed: A takes full work again
+    assert [d.peer_id for d in take_all(scheduler, 6.5)] == [A, A]
+
+
+def test_retry_after_pauses_dispatch_and_does_not_spend_an_attempt() -> None:
+    scheduler = ScatterScheduler(["x", "y"], [A], max_concurrency=2, max_retries=0)
+    d1, d2 = take_all(scheduler, 0.0)
+    busy = MeshOverloadedError("all busy", code="mesh_overloaded", status=503, retry_after=5.0)
+    assert scheduler.complete(d1, AttemptOutcome(error=busy), 1.0) is None
+    assert scheduler.next_dispatch(5.9) is None  # Retry-After: 5 s from t=1
+    assert scheduler.wakeup(1.0) == 6.0
+    assert scheduler.complete(d2, OK, 2.0) is not None
+    again = scheduler.next_dispatch(6.0)
+    assert again is not None
+    assert again.index == d1.index
+    result = scheduler.complete(again, OK, 6.5)
+    assert result is not None
+    assert result.ok  # max_retries=0, yet the overload did not use up the only attempt
+    assert result.attempts == 1
+
+
+def test_overload_without_retry_after_backs_off_exponentially() -> None:
+    scheduler = ScatterScheduler(["x"], [A], max_concurrency=1, max_retries=0)
+    now, pauses = 0.0, []
+    busy = MeshOverloadedError("busy", code="mesh_overloaded", status=503)
+    for _ in range(4):
+        d = scheduler.next_dispatch(now)
+        assert d is not None
+        scheduler.complete(d, AttemptOutcome(error=busy), now)
+        wake = scheduler.wakeup(now)
+        assert wake is not None
+        pauses.append(wake - now)
+        now = wake
+    assert pauses == sorted(pauses)
+    assert pauses[-1] > pauses[0]
+
+
+def test_hedging_is_off_by_default() -> None:
+    scheduler = ScatterScheduler(["a", "b"], [A, B, C], max_concurrency=3, max_retries=2)
+    first = take_all(scheduler, 0.0)
+    assert len(first) == 2
+    assert take_all(scheduler, 1000.0) == []
+
+
+def test_hedging_duplicates_a_straggler_and_counts_it_once() -> None:
+    prompts = [f"p{i}" for i in range(20)]
+    scheduler = ScatterScheduler(prompts, [A, B, C], max_concurrency=3, max_retries=2, hedge=True)
+    now = 0.0
+    results = []
+    stuck: Dispatch | None = None
+    while stuck is None or not scheduler.finished:
+        for d in take_all(scheduler, now):
+            if d.index == 19 and d.attempt == 1:
+                stuck = d  # never completes on its own
+            elif d.hedge:
+                assert stuck is not None
+                assert d.index == stuck.index
+                assert d.peer_id != stuck.peer_id
+                result = scheduler.complete(d, OK, now + 0.1)
+                assert result is not None
+                results.append(result)
+                assert scheduler.take_cancelled() == [stuck]
+            else:
+                result = scheduler.complete(d, OK, now + 0.1)
+                assert result is not None
+                results.append(result)
+        now += 0.1
+        assert now < 100, "the straggler was never hedged"
+    assert stuck is not None
+    assert scheduler.complete(stuck, OK, now) is None  # the cancelled loser counts for nothing
+    assert sorted(r.index for r in results) == list(range(20))
+    assert scheduler.succeeded == 20
+    assert scheduler.hedges == 1
+
+
+def test_pending_state_never_exceeds_max_concurrency() -> None:
+    pulled = 0
+
+    def prompts() -> Iterator[str]:
+        nonlocal pulled
+        for i in range(5000):
+            pulled += 1
+            yield f"p{i}"
+
+    rng = random.Random(7)
+    scheduler = ScatterScheduler(prompts(), [A, B, C], max_concurrency=8, max_retries=2)
+    running: list[Dispatch] = []
+    results = 0
+    now = 0.0
+    while not scheduler.finished:
+        running += take_all(scheduler, now)
+        assert scheduler.in_flight <= 8
+        assert scheduler.pending_items <= 8
+        assert pulled <= results + 8  # inputs are read only as slots free up
+        if not running:
+            wake = scheduler.wakeup(now)
+            assert wake is not None
+            now = wake
+            continue
+        d = running.pop(rng.randrange(len(running)))
+        outcome = broken() if rng.random() < 0.2 else OK
+        now += 0.001
+        if scheduler.complete(d, outcome, now) is not None:
+            results += 1
+        for c in scheduler.take_cancelled():
+            running.remove(c)
+    assert results == 5000
+
+
+def test_a_gateway_connection_error_does_not_bench_the_peer() -> None:
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(10)],
+        [A, B],
+        max_concurrency=2,
+        max_retries=0,
+        capacity={A: (1, 0), B: (1, 0)},
+    )
+    first = take_all(scheduler, 0.0)
+    assert sorted(d.peer_id for d in first) == [A, B]
+    on_a = next(d for d in first if d.peer_id == A)
+    lost = AttemptOutcome(error=GatewayConnectionError("reset", code="connection_error"))
+    for n in range(4):  # B stays busy; a benched A would leave nothing to dispatch
+        scheduler.complete(on_a, lost, n + 0.5)
+        [on_a] = take_all(scheduler, n + 0.5)
+        assert on_a.peer_id == A
