@@ -89,7 +89,6 @@ def test_gateway_never_echoes_keys(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_langchain_objects_never_serialize_the_key(mesh: EmbeddedMesh) -> None:
-    pytest.importorskip("langchain_core")
     from langchain_core.callbacks import BaseCallbackHandler
     from langchain_core.load import dumpd, dumps
 
@@ -123,7 +122,6 @@ def test_langchain_objects_never_serialize_the_key(mesh: EmbeddedMesh) -> None:
 
 
 def test_llama_index_objects_never_serialize_the_key(mesh: EmbeddedMesh) -> None:
-    pytest.importorskip("llama_index.core")
     from agentfm_integrations.llama_index import AgentFM
 
     llm = AgentFM(model="echo", gateway_url=mesh.url, api_key=KEY)
