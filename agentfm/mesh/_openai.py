@@ -138,7 +138,9 @@ def pick_worker(workers: list[Worker], want: str, cpu: Callable[[Worker], float]
 async def _route(app: GatewayApp, send: Send, extra: Headers, model: str) -> Worker | None:
     state = app.state
     try:
-        return pick_worker(list(state.workers.values()), model, lambda _w: state.cpu.percent)
+        # Peers the trust gate refuses are not candidates: addressing one is a 404.
+        allowed = [w for w in state.workers.values() if state.reputation.refusal(w.peer_id) is None]
+        return pick_worker(allowed, model, lambda _w: state.cpu.percent)
     except ModelNotFound:
         message = (
             f"model '{model}' not available on this mesh. /v1/models lists addressable peer "

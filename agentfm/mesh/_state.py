@@ -11,10 +11,12 @@ from agentfm.mesh._auth import FailureLimiter
 from agentfm.mesh._gojson import encode
 from agentfm.mesh._hostinfo import CpuSampler, ram_free_gb
 from agentfm.mesh._metrics import Metrics
+from agentfm.mesh._trust import Reputation
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from agentfm.mesh._ledger import CommentStore
     from agentfm.mesh._worker import Worker
 
 TELEMETRY_INTERVAL = 2.0
@@ -53,6 +55,9 @@ class MeshState:
         self.async_tasks: set[asyncio.Task[None]] = set()
         self.started = time.time()
         self.closing = False
+        # Disabled until the mesh opens its ledger (agentfm.mesh._peers.open_trust).
+        self.reputation = Reputation(None, settings.reputation_floor)
+        self.comments: CommentStore | None = None
 
     # -- worker table -------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
