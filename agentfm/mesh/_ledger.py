@@ -11,7 +11,6 @@ Comment bodies live beside the database, one file per CID (``1220`` + SHA-256 of
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import sqlite3
@@ -24,6 +23,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agentfm._entries import (
+    comment_bytes,
+    field_bytes,
+    field_varint,
+    rating_bytes,
+    read_uvarint,
+    text_cid,
+)
 from agentfm._merkle import inclusion_path, leaf_hash, merkle_root
 from agentfm.mesh._peerid import b58encode
 
@@ -36,8 +43,6 @@ KIND_NAMES = {RATING: "Rating", COMMENT: "Comment"}
 ZERO_HASH = b"\x00" * 32
 MAX_COMMENT_BYTES = 10240
 _ED25519_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58)}
 
 
 class LedgerError(Exception):
@@ -45,76 +50,6 @@ class LedgerError(Exception):
 
 
 # -- peer ids ---------------------------------------------------------------------------------
-
-
-def _b58decode(text: str) -> bytes:
-    number = 0
-    for char in text:
-        digit = _B58_INDEX.get(char)
-        if digit is None:
-            raise ValueError(f"invalid base58 character {char!r}")
-        number = number * 58 + digit
-    pad = len(text) - len(text.lstrip("1"))
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
-    return b"\x00" * pad + body
-
-
-def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _check_multihash(raw: bytes) -> bytes:
-    code, pos = _uvarint(raw, 0)
-    length, pos = _uvarint(raw, pos)
-    if len(raw) - pos != length:
-        raise ValueError("multihash length does not match its digest")
-    if code == 0x00 and length > 128:
-        raise ValueError("identity multihash too long")
-    if code not in (0x00, 0x12):
-        raise ValueError(f"unsupported multihash code {code:#x}")
-    return raw
-
-
-def parse_peer_id(text: str) -> bytes:
-    """The byte form of a peer id given as base58 (``12D3KooW…``/``Qm…``) or CIDv1.
-
-    Raises:
-        ValueError: not a peer id.
-    """
-    if not text:
-        raise ValueError("empty peer id")
-    if text.startswith(("Qm", "1")):
-        return _check_multihash(_b58decode(text))
-    if text[0] == "b":
-        body = text[1:].upper()
-        raw = base64.b32decode(body + "=" * (-len(body) % 8))
-        version, pos = _uvarint(raw, 0)
-        codec, pos = _uvarint(raw, pos)
-        if version != 1 or codec != 0x72:
-            raise ValueError("not a libp2p-key CIDv1")
-        return _check_multihash(raw[pos:])
-    if text[0] == "z":
-        return parse_peer_id_cid_b58(text[1:])
-    raise ValueError(f"peer id {text!r}: unknown encoding")
-
-
-def parse_peer_id_cid_b58(text: str) -> bytes:
-    """A base58btc CIDv1 peer id (the part after the ``z`` multibase prefix)."""
-    raw = _b58decode(text)
-    version, pos = _uvarint(raw, 0)
-    codec, pos = _uvarint(raw, pos)
-    if version != 1 or codec != 0x72:
-        raise ValueError("not a libp2p-key CIDv1")
-    return _check_multihash(raw[pos:])
 
 
 def peer_id_text(raw: bytes) -> str:
@@ -133,35 +68,7 @@ def public_key_of(raw_id: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw_id[6:])
 
 
-# -- protobuf encoding ------------------------------------------------------------------------
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # int64 is encoded as its two's complement, like Go
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _bytes_field(number: int, value: bytes) -> bytes:
-    if not value:
-        return b""
-    return _varint(number << 3 | 2) + _varint(len(value)) + value
-
-
-def _varint_field(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value) if value else b""
-
-
-def _double_field(number: int, value: float) -> bytes:
-    packed = struct.pack("<d", value)
-    return b"" if packed == b"\x00" * 8 else _varint(number << 3 | 1) + packed
+# -- protobuf encoding: agentfm._entries ---------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -197,49 +104,45 @@ def canonical_bytes(entry: Entry, *, with_prev: bool = True) -> bytes:
     """Protobuf bytes of ``entry``'s Rating or Comment without its signature."""
     prev = entry.prev_hash if with_prev else b""
     if entry.kind == RATING:
-        return b"".join(
-            (
-                _bytes_field(1, entry.rater),
-                _bytes_field(2, entry.subject),
-                _bytes_field(3, entry.dimension.encode()),
-                _double_field(4, entry.score),
-                _bytes_field(5, entry.context.encode()),
-                _varint_field(6, entry.timestamp_ns),
-                _bytes_field(7, prev),
-            )
+        return rating_bytes(
+            entry.rater,
+            entry.subject,
+            entry.dimension,
+            entry.score,
+            entry.context,
+            entry.timestamp_ns,
+            prev,
         )
-    return b"".join(
-        (
-            _bytes_field(1, entry.rater),
-            _bytes_field(2, entry.subject),
-            _bytes_field(3, entry.text_cid),
-            _bytes_field(4, entry.language.encode()),
-            _bytes_field(5, entry.attached),
-            _varint_field(6, entry.timestamp_ns),
-            _bytes_field(7, prev),
-        )
+    return comment_bytes(
+        entry.rater,
+        entry.subject,
+        entry.text_cid,
+        entry.language,
+        entry.attached,
+        entry.timestamp_ns,
+        prev,
     )
 
 
 def _signed_payload(entry: Entry) -> bytes:
-    inner = canonical_bytes(entry) + _bytes_field(8, entry.signature)
-    return _bytes_field(entry.kind, inner)
+    inner = canonical_bytes(entry) + field_bytes(8, entry.signature)
+    return field_bytes(entry.kind, inner)
 
 
 def _parse_fields(data: bytes) -> dict[int, bytes | int]:
     out: dict[int, bytes | int] = {}
     pos = 0
     while pos < len(data):
-        tag, pos = _uvarint(data, pos)
+        tag, pos = read_uvarint(data, pos)
         number, wire = tag >> 3, tag & 7
         if wire == 0:
-            value, pos = _uvarint(data, pos)
+            value, pos = read_uvarint(data, pos)
             out[number] = value
         elif wire == 1:
             out[number] = data[pos : pos + 8]
             pos += 8
         elif wire == 2:
-            length, pos = _uvarint(data, pos)
+            length, pos = read_uvarint(data, pos)
             out[number] = data[pos : pos + length]
             pos += length
         else:
@@ -292,9 +195,7 @@ def _decode_payload(idx: int, payload: bytes, inserted_at: int) -> Entry:
 # -- comment bodies -----------------------------------------------------------------------------
 
 
-def cid_of(body: bytes) -> bytes:
-    """The 34-byte CID of a comment body: multihash sha2-256."""
-    return b"\x12\x20" + hashlib.sha256(body).digest()
+cid_of = text_cid
 
 
 def parse_cid(text: str) -> bytes:
@@ -471,14 +372,14 @@ class Ledger:
         now = time.time_ns()
         unsigned = b"".join(
             (
-                _bytes_field(1, self.peer_bytes),
-                _varint_field(2, size),
-                _bytes_field(3, root),
-                _varint_field(4, now),
+                field_bytes(1, self.peer_bytes),
+                field_varint(2, size),
+                field_bytes(3, root),
+                field_varint(4, now),
             )
         )
         signature = self._key.sign(hashlib.sha256(unsigned).digest())
-        blob = unsigned + _bytes_field(5, signature)
+        blob = unsigned + field_bytes(5, signature)
         self._db.execute(
             "INSERT OR REPLACE INTO heads (tree_size, root_hash, signed_at, head_blob) "
             "VALUES (?, ?, ?, ?)",

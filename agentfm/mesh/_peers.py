@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
 
+from agentfm._entries import parse_peer_id
 from agentfm.mesh._gojson import GoJSONError, decode_object, fields, gofloat
 from agentfm.mesh._http import JSON_TYPE, ClientGone, Headers, Receive, Scope, Send, respond
 from agentfm.mesh._ledger import (
@@ -31,7 +32,6 @@ from agentfm.mesh._ledger import (
     Entry,
     Ledger,
     parse_cid,
-    parse_peer_id,
     peer_id_text,
 )
 from agentfm.mesh._trust import RECOMPUTE_INTERVAL, Reputation

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agentfm.mesh._ledger import RATING, Ledger, parse_peer_id, peer_id_text
+from agentfm._entries import parse_peer_id
+from agentfm.mesh._ledger import RATING, Ledger, peer_id_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
