@@ -45,7 +45,7 @@ MAX_COMMENT_BYTES = 10240
 _ED25519_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"
 
 
-class LedgerError(Exception):
+class LedgerError(RuntimeError):
     """The ledger file is unusable (tampered rows, a broken chain, a foreign key)."""
 
 
