@@ -89,7 +89,7 @@ def test_append_only_and_a_tampered_file_refuses_to_open(tmp_path: Path) -> None
     db.execute("UPDATE entries SET payload = ? WHERE idx = 2", (tampered,))
     db.commit()
     db.close()
-    with pytest.raises(RuntimeError, match="does not match its hash|not signed"):
+    with pytest.raises(RuntimeError, match=r"does not match its hash|not signed"):
         EmbeddedMesh(_workers(), api_keys=[], state_dir=tmp_path).start()
 
 
@@ -154,7 +154,7 @@ def test_scatter_never_dispatches_to_a_peer_rated_below_the_floor(mesh: Embedded
         assert [r.index for r in results] == list(range(8))
         assert all(r.ok and r.peer_id == good for r in results)
         assert _refusals(mesh).get(bad, 0) == 0  # never even asked the gateway
-        assert SERVED == Counter({"good": 8})
+        assert Counter({"good": 8}) == SERVED
         # Control: without the minimum the gateway's gate has to refuse it (and the
         # scatter fails over), which is what the filter above avoids.
         client.tasks.scatter(prompts[:4], peer_ids=[bad, good], max_concurrency=1)
