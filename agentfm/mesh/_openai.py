@@ -19,6 +19,7 @@ from agentfm.mesh._http import (
     json_response,
     read_body,
 )
+from agentfm.mesh._peers import recorded
 from agentfm.mesh._worker import StreamReset, Worker
 
 if TYPE_CHECKING:
@@ -288,7 +289,11 @@ async def _serve(
     state = app.state
     settings = state.settings
     task_id = mint_task_id()
-    run = worker.run(task_id, prompt, settings.run_root, settings.artifacts_dir, state.metrics)
+    run = recorded(
+        state,
+        worker.peer_id,
+        worker.run(task_id, prompt, settings.run_root, settings.artifacts_dir, state.metrics),
+    )
     if not stream:
         try:
             text = await _drain(run)

@@ -37,6 +37,7 @@ from agentfm.mesh._ledger import (
 from agentfm.mesh._trust import RECOMPUTE_INTERVAL, Reputation
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
     from pathlib import Path
 
     from agentfm.mesh._state import MeshState
@@ -126,6 +127,25 @@ def record_feedback(state: MeshState, worker_id: str, feedback: str, rating: flo
             ledger.append_rating(subject, rating, "interactive", now + 1)
     except Exception as exc:
         log.warning("feedback for %s not recorded: %s", worker_id, exc)
+
+
+async def recorded(
+    state: MeshState, peer_id: str, run: AsyncGenerator[bytes, None]
+) -> AsyncGenerator[bytes, None]:
+    """Pass a worker's task stream through, counting its outcome for completion ratings.
+
+    A stream read to its end is a success, one that raised is a failure; a consumer that
+    stops early (the client went away) records nothing.
+    """
+    try:
+        async for chunk in run:
+            yield chunk
+    except Exception:
+        state.reputation.record_outcome(peer_id, False)
+        raise
+    finally:
+        await run.aclose()
+    state.reputation.record_outcome(peer_id, True)
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -249,14 +269,17 @@ async def handle(
         ("/comments/self", _self_comment),
         ("/comments", _caller_comment),
     )
+    # Suffixes are tested on the whole path, so "/v1/peers/log" is the log route with an
+    # empty id, as in the gateway.
+    start = len(PREFIX) - 1
     for suffix, route in routes:
-        if rest.endswith(suffix):
-            peer_id = rest[: rest.find(suffix)]
+        if path.endswith(suffix):
+            peer_id = path[len(PREFIX) : max(len(PREFIX), path.find(suffix, start))]
             await route(state, scope, receive, send, extra, peer_id, method)
             return
-    if "/comments/" in rest:
-        cid_text = rest[rest.find("/comments/") + len("/comments/") :]
-        as_json = rest.endswith(".json")
+    if "/comments/" in path[start:]:
+        cid_text = path[path.find("/comments/", start) + len("/comments/") :]
+        as_json = path.endswith(".json")
         if as_json:
             cid_text = cid_text[: -len(".json")]
         await _comment_body(state, send, extra, method, cid_text, as_json)
