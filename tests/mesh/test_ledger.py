@@ -60,23 +60,27 @@ def test_log_survives_a_restart_and_still_proves(tmp_path: Path) -> None:
             receipt = client.peers.comment(peer, "steady", rating=0.5)
             before = client.peers.log(peer)
             gateway = client.peers.gateway_id()
-    with EmbeddedMesh(_workers(), api_keys=[], state_dir=tmp_path) as mesh:
-        with AgentFMClient(mesh.url, api_key=None) as client:
-            after = client.peers.log(peer)
-            assert [e.entry_hash for e in after.entries] == [e.entry_hash for e in before.entries]
-            assert after.entries[1].entry_hash == receipt.ledger_hash
-            assert client.peers.gateway_id() == gateway
-            assert client.peers.verify(peer, receipt.ledger_hash)
-            assert client.peers.comment_body(peer, receipt.cid) == "steady"
-            assert client.peers.get(peer).honesty_score == pytest.approx(0.425)
-            about = httpx.get(f"{mesh.url}/v1/about").json()
-            assert about["ledger_tree_size"] == 2
+    with (
+        EmbeddedMesh(_workers(), api_keys=[], state_dir=tmp_path) as mesh,
+        AgentFMClient(mesh.url, api_key=None) as client,
+    ):
+        after = client.peers.log(peer)
+        assert [e.entry_hash for e in after.entries] == [e.entry_hash for e in before.entries]
+        assert after.entries[1].entry_hash == receipt.ledger_hash
+        assert client.peers.gateway_id() == gateway
+        assert client.peers.verify(peer, receipt.ledger_hash)
+        assert client.peers.comment_body(peer, receipt.cid) == "steady"
+        assert client.peers.get(peer).honesty_score == pytest.approx(0.425)
+        about = httpx.get(f"{mesh.url}/v1/about").json()
+        assert about["ledger_tree_size"] == 2
 
 
 def test_append_only_and_a_tampered_file_refuses_to_open(tmp_path: Path) -> None:
-    with EmbeddedMesh(_workers(), api_keys=[], state_dir=tmp_path) as mesh:
-        with AgentFMClient(mesh.url, api_key=None) as client:
-            client.peers.comment(mesh.peer_id("bad"), "flaky", rating=-1.0)
+    with (
+        EmbeddedMesh(_workers(), api_keys=[], state_dir=tmp_path) as mesh,
+        AgentFMClient(mesh.url, api_key=None) as client,
+    ):
+        client.peers.comment(mesh.peer_id("bad"), "flaky", rating=-1.0)
     db = sqlite3.connect(tmp_path / "api_ledger.db")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("UPDATE entries SET inserted_at = 0 WHERE idx = 2")
