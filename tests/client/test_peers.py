@@ -10,6 +10,7 @@ Each runs with the sync and the async client.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from agentfm import (
     NotSelfSubmitterError,
     SignatureRejectedError,
 )
+from agentfm._entries import comment_digest, parse_peer_id
 from agentfm.mesh import CallableAgent, EmbeddedMesh, WorkerConfig
 from agentfm.mesh._peerid import load_or_create_key, peer_id_from_seed, seed_from_text
 from tests.helpers import call, collect
@@ -643,3 +645,56 @@ async def test_disabled_ledger_answers_as_go(disabled: tuple[str, Any, str]) -> 
         True,
         False,
     )
+
+
+async def test_request_shapes_on_the_wire(flavour: str) -> None:
+    """What the SDK sends: feedback fields, the self-comment body, the signed comment."""
+    key, gateway = _key("peers-test:go-gateway")
+    worker = peer_id_from_seed(seed_from_text("peers-test:go-worker"))
+    client = _client(flavour, GW)
+    with respx.mock(base_url=GW) as router:
+        execute = router.post("/api/execute").respond(
+            200, content=b"ok\n\n[AGENTFM: NO_FILES]\n", headers={"content-type": "text/plain"}
+        )
+        receipt = go_json({"cid": cid_hex("t"), "ledger_hash": "ab" * 32})
+        self_route = router.post(f"/v1/peers/{worker}/comments/self").mock(
+            return_value=httpx.Response(201, content=receipt, headers=JSON_CT)
+        )
+        signed_route = router.post(f"/v1/peers/{worker}/comments").mock(
+            return_value=httpx.Response(201, content=receipt, headers=JSON_CT)
+        )
+        result = await call(
+            client.tasks.run, worker_id=worker, prompt="p", feedback="nice", feedback_rating=5
+        )
+        assert result.text == "ok\n"
+        sent = json.loads(execute.calls[0].request.content)
+        # Passed through as given: the gateway stores feedback_rating unvalidated.
+        assert (sent["feedback"], sent["feedback_rating"]) == ("nice", 5)
+        await call(client.tasks.run, worker_id=worker, prompt="p")
+        assert "feedback" not in json.loads(execute.calls[1].request.content)
+
+        await call(client.peers.comment, worker, "t", rating=0.5, attached_rating_hash="cd" * 32)
+        assert json.loads(self_route.calls[0].request.content) == {
+            "text": "t",
+            "language": "en",
+            "rating": 0.5,
+            "attached_rating_hash": "cd" * 32,
+        }
+        await call(client.peers.comment, worker, "t")
+        assert "rating" not in json.loads(self_route.calls[1].request.content)
+        await call(
+            client.peers.comment_signed,
+            worker,
+            "t",
+            rater_peer_id=gateway,
+            signer=key.sign,
+            timestamp_unix_ns=1234,
+        )
+        body = json.loads(signed_route.calls[0].request.content)
+        assert body["timestamp_unix_ns"] == 1234
+        assert body["rater_peer_id"] == gateway
+        signature = base64.b64decode(body["signature"], validate=True)
+        # The signature is over SHA-256 of the canonical Comment (no prev_hash).
+        digest = comment_digest(parse_peer_id(gateway), parse_peer_id(worker), "t", "en", b"", 1234)
+        key.public_key().verify(signature, digest)
+    await _close(client)
