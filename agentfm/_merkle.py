@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["inclusion_path", "leaf_hash", "merkle_root", "node_hash", "verify_inclusion"]
+__all__ = [
+    "MerkleFrontier",
+    "inclusion_path",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
+    "verify_inclusion",
+]
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -89,3 +96,31 @@ def verify_inclusion(
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == root
+
+
+class MerkleFrontier:
+    """The roots of the perfect subtrees of a growing log: O(log n) per append and root.
+
+    A tree of n leaves is the perfect subtrees of n's binary digits, largest first, and its
+    RFC 6962 root folds them from the right, so a log never rehashes old leaves.
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []
+
+    def append(self, leaf: bytes) -> None:
+        """Add the next leaf hash."""
+        size, node = 1, leaf
+        while self._stack and self._stack[-1][0] == size:
+            left_size, left = self._stack.pop()
+            size, node = left_size + size, node_hash(left, node)
+        self._stack.append((size, node))
+
+    def root(self) -> bytes:
+        """The root of the tree so far."""
+        if not self._stack:
+            return EMPTY_ROOT
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = node_hash(left, node)
+        return node

@@ -31,7 +31,7 @@ from agentfm._entries import (
     read_uvarint,
     text_cid,
 )
-from agentfm._merkle import inclusion_path, leaf_hash, merkle_root
+from agentfm._merkle import MerkleFrontier, inclusion_path, leaf_hash
 from agentfm.mesh._peerid import b58encode
 
 if TYPE_CHECKING:
@@ -314,6 +314,7 @@ class Ledger:
         self._db.executescript(_SCHEMA)
         self.entries: list[Entry] = []
         self.leaves: list[bytes] = []
+        self._frontier = MerkleFrontier()
         self.equivocators: set[bytes] = {
             row[0] for row in self._db.execute("SELECT peer_id FROM equivocators")
         }
@@ -341,6 +342,7 @@ class Ledger:
                 ) from None
             self.entries.append(entry)
             self.leaves.append(stored_hash)
+            self._frontier.append(stored_hash)
             prev = stored_hash
 
     def _latest_head(self) -> Head | None:
@@ -368,7 +370,7 @@ class Ledger:
 
     def _sign_head(self) -> Head:
         size = len(self.leaves)
-        root = merkle_root(self.leaves)
+        root = self._frontier.root()
         now = time.time_ns()
         unsigned = b"".join(
             (
@@ -414,6 +416,7 @@ class Ledger:
         )
         self.entries.append(entry)
         self.leaves.append(digest)
+        self._frontier.append(digest)
         self.head = self._sign_head()
         return entry
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentfm.mesh._auth import FailureLimiter
-from agentfm.mesh._gojson import encode
+from agentfm.mesh._gojson import encode, gofloat
 from agentfm.mesh._hostinfo import CpuSampler, ram_free_gb
 from agentfm.mesh._metrics import Metrics
 from agentfm.mesh._trust import Reputation
@@ -70,7 +70,11 @@ class MeshState:
         if first_sighting:
             self.publish(
                 "worker_online",
-                {"agent_name": worker.name, "honesty_score": 0, "peer_id": worker.peer_id},
+                {
+                    "agent_name": worker.name,
+                    "honesty_score": gofloat(self.reputation.score(worker.peer_id)),
+                    "peer_id": worker.peer_id,
+                },
             )
 
     def remove_worker(self, peer_id: str) -> Worker | None:

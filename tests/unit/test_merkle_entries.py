@@ -8,7 +8,7 @@ import pytest
 
 from agentfm import InvalidRequestError, UntrustedPeersError, WorkerProfile
 from agentfm._entries import comment_bytes, comment_digest, parse_peer_id, rating_bytes, text_cid
-from agentfm._merkle import inclusion_path, leaf_hash, merkle_root, verify_inclusion
+from agentfm._merkle import MerkleFrontier, inclusion_path, leaf_hash, merkle_root, verify_inclusion
 from agentfm._trust import passes_trust, require_min_honesty, trusted_peer_ids
 from agentfm.mesh._peerid import peer_id_from_seed, seed_from_text
 
@@ -43,6 +43,16 @@ def test_every_leaf_proves_and_nothing_else_does(size: int) -> None:
             assert not verify_inclusion(leaf, (index + 1) % size, size, path, root)
             assert not verify_inclusion(leaf, index, size, path[:-1], root)
     assert not verify_inclusion(leaves[0], 0, 0, [], root)
+
+
+def test_frontier_root_equals_the_recursive_root() -> None:
+    frontier = MerkleFrontier()
+    assert frontier.root() == merkle_root([])
+    leaves = []
+    for i in range(70):
+        leaves.append(leaf_hash(i.to_bytes(2, "big")))
+        frontier.append(leaves[-1])
+        assert frontier.root() == merkle_root(leaves)
 
 
 def test_comment_bytes_follow_the_documented_layout() -> None:
