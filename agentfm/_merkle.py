@@ -108,6 +108,12 @@ class MerkleFrontier:
     def __init__(self) -> None:
         self._stack: list[tuple[int, bytes]] = []
 
+    def copy(self) -> MerkleFrontier:
+        """An independent copy (to roll an append back)."""
+        other = MerkleFrontier()
+        other._stack = list(self._stack)
+        return other
+
     def append(self, leaf: bytes) -> None:
         """Add the next leaf hash."""
         size, node = 1, leaf

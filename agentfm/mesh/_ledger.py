@@ -401,23 +401,37 @@ class Ledger:
             )
         )
         digest = entry.hash
-        self._db.execute(
-            "INSERT INTO entries (idx, hash, prev_hash, kind, payload, sig, inserted_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.idx,
-                digest,
-                prev,
-                entry.kind,
-                _signed_payload(entry),
-                entry.signature,
-                entry.inserted_at_ns,
-            ),
-        )
+        saved = self._frontier.copy()
+        # The entry and the head over it land together or not at all.
+        self._db.execute("BEGIN IMMEDIATE")
+        appended = False
+        try:
+            self._db.execute(
+                "INSERT INTO entries (idx, hash, prev_hash, kind, payload, sig, inserted_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.idx,
+                    digest,
+                    prev,
+                    entry.kind,
+                    _signed_payload(entry),
+                    entry.signature,
+                    entry.inserted_at_ns,
+                ),
+            )
+            self._frontier.append(digest)
+            self.leaves.append(digest)
+            appended = True
+            head = self._sign_head()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._frontier = saved
+            if appended:
+                self.leaves.pop()
+            raise
         self.entries.append(entry)
-        self.leaves.append(digest)
-        self._frontier.append(digest)
-        self.head = self._sign_head()
+        self.head = head
         return entry
 
     def append_comment(
