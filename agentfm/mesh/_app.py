@@ -113,7 +113,7 @@ class GatewayApp:
         path: str = scope["path"]
         route = self.routes.get(path)
         if route is None:
-            if path.startswith("/v1/peers/"):
+            if path.startswith("/v1/peers/") or path == "/v1/peers":
                 route = (self.peers, True, True)
             elif path.startswith("/api/artifacts/") and "/" not in path[15:] and path[15:]:
                 route = (self.artifact, True, True)

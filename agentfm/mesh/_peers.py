@@ -251,9 +251,9 @@ async def handle(
 ) -> None:
     """Dispatch a ``/v1/peers/…`` request by its suffix, in the gateway's order."""
     path: str = scope["path"]
-    if "//" in path:
-        # Go's mux cleans the path with a redirect before any handler runs.
-        target = path
+    if "//" in path or path == PREFIX[:-1]:
+        # Go's mux cleans the path (and adds the subtree's slash) with a redirect first.
+        target = path if path != PREFIX[:-1] else PREFIX
         while "//" in target:
             target = target.replace("//", "/")
         headers = [(b"Location", target.encode()), (b"Content-Type", b"text/html; charset=utf-8")]

@@ -47,7 +47,7 @@ def main() -> None:
         for digest in hashes:
             assert client.peers.proof(peer, digest).verify(digest)
         proof_ms = (time.perf_counter() - started) * 1000 / len(hashes)
-        size = client.peers.log(peer).returned and len(mesh._state.reputation.ledger.entries)  # type: ignore[union-attr]
+        size = client.peers.get(peer).entries_count
     started = time.perf_counter()
     with _mesh(state):
         reopen_ms = (time.perf_counter() - started) * 1000
@@ -60,7 +60,7 @@ def main() -> None:
     for _ in range(100):
         trusted_peer_ids(ids, workers, 0.0)
     filter_us = (time.perf_counter() - started) * 1e6 / 100
-    print(f"ledger entries: {size} ({n} comments, every other one rated)")
+    print(f"entries about the peer: {size} ({n} comments, every other one rated)")
     print(
         f"comment round trip: median {statistics.median(times) * 1000:.2f} ms, "
         f"p95 {sorted(times)[int(0.95 * len(times))] * 1000:.2f} ms"

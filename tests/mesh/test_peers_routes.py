@@ -46,6 +46,8 @@ def test_sub_route_dispatch_and_path_cleaning(http: httpx.Client, mesh: Embedded
     assert _code(http.get("/v1/peers/")) == (404, inv, "not_found")
     assert _code(http.get(f"/v1/peers/{peer}/")) == (404, inv, "not_found")
     assert _code(http.get(f"/v1/peers/{peer}/other")) == (404, inv, "not_found")
+    slash = http.get("/v1/peers")
+    assert (slash.status_code, slash.headers["location"]) == (301, "/v1/peers/")
     moved = http.get("/v1/peers//log")
     assert (moved.status_code, moved.headers["location"]) == (301, "/v1/peers/log")
     assert _code(http.get("/v1/peers/log")) == (400, inv, "bad_request")  # no id left
