@@ -1,28 +1,22 @@
-"""``/v1/peers/*``: peer summaries, reputation, the log, inclusion proofs and comments.
+"""``/v1/peers/*``: routing, peer summaries, reputation, the log and inclusion proofs.
 
 Sub-routes, check orders, limits and codes follow the Go gateway (shared/peers-protocol.md
-§2-§4). Also here: wiring the ledger into a mesh, the trust fields of ``/api/workers`` and
+§2-§4); the comment routes are in `agentfm.mesh._peer_comments`. Also here: wiring the
+ledger into a mesh, the trust fields of ``/api/workers`` and
 ``/v1/models``, and ``feedback`` / ``feedback_rating`` of ``/api/execute``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import datetime as dt
-import json
 import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
-
-from cryptography.exceptions import InvalidSignature
 
 from agentfm._entries import parse_peer_id
-from agentfm.mesh._gojson import GoJSONError, decode_object, fields, gofloat
-from agentfm.mesh._http import JSON_TYPE, ClientGone, Headers, Receive, Scope, Send, respond
+from agentfm.mesh._gojson import gofloat
+from agentfm.mesh._http import JSON_TYPE, Headers, Receive, Scope, Send, respond
 from agentfm.mesh._ledger import (
     COMMENT,
     KIND_NAMES,
@@ -31,8 +25,21 @@ from agentfm.mesh._ledger import (
     CommentStore,
     Entry,
     Ledger,
-    parse_cid,
     peer_id_text,
+)
+from agentfm.mesh._peer_comments import caller_comment, comment_body, self_comment
+from agentfm.mesh._peer_wire import (
+    JSON_ENCODER,
+    check_get,
+    error,
+    json_response,
+    ledger_or_503,
+    live,
+    local_time,
+    query_of,
+    subject_of,
+    uint_param,
+    utc_seconds,
 )
 from agentfm.mesh._trust import RECOMPUTE_INTERVAL, Reputation
 
@@ -45,11 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentfm.mesh.peers")
 
 PREFIX = "/v1/peers/"
-MAX_POST_BODY = 64 * 1024
 LEDGER_FILE = "api_ledger.db"
-_INV, _SRV = "invalid_request_error", "server_error"
-_TEXT_TYPE = (b"Content-Type", b"text/plain; charset=utf-8")
-_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 # -- wiring -------------------------------------------------------------------------------------
@@ -148,101 +151,6 @@ async def recorded(
     state.reputation.record_outcome(peer_id, True)
 
 
-# -- formatting -------------------------------------------------------------------------------
-
-
-def _local_time(ns: int) -> str:
-    """RFC 3339 in the local zone with trimmed nanoseconds, like Go's ``time.Time``."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    moment = dt.datetime.fromtimestamp(seconds).astimezone()
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += f".{frac:09d}".rstrip("0")
-    offset = moment.utcoffset() or dt.timedelta()
-    if not offset:
-        return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _utc_seconds(ns: int) -> str:
-    moment = dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _encode(obj: Any) -> bytes:
-    # SetEscapeHTML(false) except inside /log entries; U+2028/9 are always escaped by Go.
-    text = _JSON_ENCODER.encode(obj).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return (text + "\n").encode()
-
-
-async def _json(send: Send, status: int, obj: Any, extra: Headers) -> None:
-    await respond(send, status, _encode(obj), (JSON_TYPE,), extra)
-
-
-async def _error(send: Send, status: int, code: str, message: str, extra: Headers) -> None:
-    body = {"error": {"message": message, "type": _INV if status < 500 else _SRV, "code": code}}
-    await _json(send, status, body, extra)
-
-
-def _query(scope: Scope) -> dict[str, str]:
-    out: dict[str, str] = {}
-    raw = scope.get("query_string", b"").decode("latin-1")
-    for key, value in parse_qsl(raw, keep_blank_values=True):
-        out.setdefault(key, value)
-    return out
-
-
-def _uint(value: str | None, default: int) -> int:
-    if not value or not value.isdigit() or not value.isascii():
-        return default
-    number = int(value)
-    return default if number >= 1 << 64 else number
-
-
-async def _read_post(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_POST_BODY or not message.get("more_body", False):
-            return b"".join(chunks)[:MAX_POST_BODY]
-
-
-def _strict_object(body: bytes, names: tuple[str, ...]) -> dict[str, Any]:
-    """Go's ``DisallowTrailing`` decode into a struct: one JSON value and nothing after it."""
-    if not body.strip(b" \t\r\n"):
-        raise GoJSONError("EOF")
-    obj = decode_object(body)
-    try:
-        json.loads(body.decode("utf-8", "replace"))
-    except ValueError as exc:
-        raise GoJSONError(str(exc)) from None
-    return fields(obj, names)
-
-
-def _str(value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise GoJSONError("wrong type for string field")
-    return value
-
-
-def _attached(value: str) -> bytes:
-    try:
-        raw = bytes.fromhex(value) if len(value) == 64 else b""
-    except ValueError:
-        return b""
-    return raw
-
-
 # -- routing ----------------------------------------------------------------------------------
 
 
@@ -266,8 +174,8 @@ async def handle(
         ("/reputation", _reputation),
         ("/log", _log),
         ("/proof", _proof),
-        ("/comments/self", _self_comment),
-        ("/comments", _caller_comment),
+        ("/comments/self", self_comment),
+        ("/comments", caller_comment),
     )
     # Suffixes are tested on the whole path, so "/v1/peers/log" is the log route with an
     # empty id, as in the gateway.
@@ -282,56 +190,25 @@ async def handle(
         as_json = path.endswith(".json")
         if as_json:
             cid_text = cid_text[: -len(".json")]
-        await _comment_body(state, send, extra, method, cid_text, as_json)
+        await comment_body(state, send, extra, method, cid_text, as_json)
         return
     if rest and "/" not in rest:
         await _summary(state, send, extra, rest, method)
         return
-    await _error(send, 404, "not_found", "unknown peers sub-resource", extra)
-
-
-async def _check_get(send: Send, extra: Headers, method: str) -> bool:
-    if method != "GET":
-        await _error(send, 405, "method_not_allowed", "only GET supported", extra)
-        return False
-    return True
-
-
-async def _ledger_or_503(state: MeshState, send: Send, extra: Headers) -> Ledger | None:
-    ledger = state.reputation.ledger
-    if ledger is None:
-        await _error(send, 503, "ledger_unavailable", "ledger not wired on this boss", extra)
-    return ledger
-
-
-async def _subject(
-    send: Send, extra: Headers, peer_id: str, missing: str = "missing peer_id in path"
-) -> bytes | None:
-    if not peer_id:
-        await _error(send, 400, "bad_request", missing, extra)
-        return None
-    try:
-        return parse_peer_id(peer_id)
-    except ValueError as exc:
-        await _error(send, 400, "bad_peer_id", f"failed to parse peer ID: {exc}", extra)
-        return None
-
-
-def _live(state: MeshState, peer_id: str) -> Any:
-    return state.workers.get(peer_id)
+    await error(send, 404, "not_found", "unknown peers sub-resource", extra)
 
 
 async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, method: str) -> None:
-    if not await _check_get(send, extra, method):
+    if not await check_get(send, extra, method):
         return
-    ledger = await _ledger_or_503(state, send, extra)
+    ledger = await ledger_or_503(state, send, extra)
     if ledger is None:
         return
-    subject = await _subject(send, extra, peer_id)
+    subject = await subject_of(send, extra, peer_id)
     if subject is None:
         return
     rep = state.reputation
-    worker = _live(state, peer_id)
+    worker = live(state, peer_id)
     entries = ledger.about(subject)
     body: dict[str, Any] = {"peer_id": peer_id, "agent_name": worker.name if worker else ""}
     if worker is not None:
@@ -341,7 +218,7 @@ async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, m
             body["description"] = worker.config.description
     body["online"] = worker is not None
     if worker is not None:
-        body["last_seen"] = _local_time(int(worker.last_seen * 1e9))
+        body["last_seen"] = local_time(int(worker.last_seen * 1e9))
     score, marked, allowed = rep.trust_fields(peer_id)
     body["honesty_score"] = gofloat(score)
     body["is_equivocator"] = marked
@@ -350,7 +227,7 @@ async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, m
         body["dispatch_refuse_reason"] = "peer_is_equivocator"
     body["entries_count"] = len(entries)
     if entries:
-        body["last_entry_at"] = _local_time(entries[0].inserted_at_ns)
+        body["last_entry_at"] = local_time(entries[0].inserted_at_ns)
     if worker is not None:
         for key, value in (
             ("advertised_image_ref", worker.config.image_ref),
@@ -365,7 +242,7 @@ async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, m
         "verified_raters_count": verified,
         "unverified_raters_count": len(raters) - verified,
     }
-    await _json(send, 200, body, extra)
+    await json_response(send, 200, body, extra)
 
 
 async def _reputation(
@@ -377,12 +254,12 @@ async def _reputation(
     peer_id: str,
     method: str,
 ) -> None:
-    if not await _check_get(send, extra, method):
+    if not await check_get(send, extra, method):
         return
-    ledger = await _ledger_or_503(state, send, extra)
+    ledger = await ledger_or_503(state, send, extra)
     if ledger is None:
         return
-    subject = await _subject(send, extra, peer_id)
+    subject = await subject_of(send, extra, peer_id)
     if subject is None:
         return
     rep = state.reputation
@@ -395,9 +272,9 @@ async def _reputation(
         "rating_count": len(ratings),
     }
     if ratings:
-        body["last_updated"] = _utc_seconds(ratings[0].inserted_at_ns)
+        body["last_updated"] = utc_seconds(ratings[0].inserted_at_ns)
     body["is_equivocator"] = marked
-    worker = _live(state, peer_id)
+    worker = live(state, peer_id)
     if worker is not None:
         for key, value in (
             ("agent_image_ref", worker.config.image_ref),
@@ -406,13 +283,13 @@ async def _reputation(
         ):
             if value:
                 body[key] = value
-    await _json(send, 200, body, extra)
+    await json_response(send, 200, body, extra)
 
 
 def _log_entry(rep: Reputation, entry: Entry) -> dict[str, Any]:
     rater = peer_id_text(entry.rater)
     out: dict[str, Any] = {
-        "received_at": _local_time(entry.inserted_at_ns),
+        "received_at": local_time(entry.inserted_at_ns),
         "kind": KIND_NAMES[entry.kind],
         "entry_hash": entry.hash.hex(),
         "rater_peer_id": rater,
@@ -444,25 +321,25 @@ async def _log(
 ) -> None:
     from agentfm.mesh._gojson import encode
 
-    if not await _check_get(send, extra, method):
+    if not await check_get(send, extra, method):
         return
-    ledger = await _ledger_or_503(state, send, extra)
+    ledger = await ledger_or_503(state, send, extra)
     if ledger is None:
         return
-    subject = await _subject(send, extra, peer_id)
+    subject = await subject_of(send, extra, peer_id)
     if subject is None:
         return
-    query = _query(scope)
-    limit = _uint(query.get("limit"), 50) or 50
+    query = query_of(scope)
+    limit = uint_param(query.get("limit"), 50) or 50
     limit = min(limit, 500)
-    offset = min(_uint(query.get("offset"), 0), 1_000_000)
+    offset = min(uint_param(query.get("offset"), 0), 1_000_000)
     window = ledger.about(subject)[: limit + offset]
     offset = min(offset, len(window))
     page = window[offset : offset + limit]
     rep = state.reputation
     # Each entry is pre-serialised by Go with HTML escaping; the envelope is not.
     rendered = ",".join(encode(_log_entry(rep, e)) for e in page)
-    head = _JSON_ENCODER.encode({"subject": peer_id, "limit": limit, "offset": offset})
+    head = JSON_ENCODER.encode({"subject": peer_id, "limit": limit, "offset": offset})
     text = f'{head[:-1]},"returned":{len(page)},"entries":[{rendered}]}}\n'
     await respond(send, 200, text.encode(), (JSON_TYPE,), extra)
 
@@ -476,27 +353,27 @@ async def _proof(
     peer_id: str,
     method: str,
 ) -> None:
-    if not await _check_get(send, extra, method):
+    if not await check_get(send, extra, method):
         return
-    ledger = await _ledger_or_503(state, send, extra)
+    ledger = await ledger_or_503(state, send, extra)
     if ledger is None:
         return
-    wanted = _query(scope).get("entry", "")
+    wanted = query_of(scope).get("entry", "")
     if not wanted:
-        await _error(send, 400, "bad_request", "missing entry query parameter", extra)
+        await error(send, 400, "bad_request", "missing entry query parameter", extra)
         return
     try:
         digest = bytes.fromhex(wanted) if len(wanted) == 64 else b""
     except ValueError:
         digest = b""
     if len(digest) != 32:
-        await _error(send, 400, "bad_request", "entry must be a 64-char hex string", extra)
+        await error(send, 400, "bad_request", "entry must be a 64-char hex string", extra)
         return
     try:
         position, path, head = ledger.prove(digest)
     except KeyError:
         message = f"ledger: entry not in local log: hash={digest.hex()}"
-        await _error(send, 404, "entry_not_found", message, extra)
+        await error(send, 404, "entry_not_found", message, extra)
         return
     body = {
         "entry_hash": wanted,
@@ -506,228 +383,7 @@ async def _proof(
             "tree_size": head.tree_size,
             "root_hash": head.root_hash.hex(),
             "witness_count": 0,
-            "signed_at": _utc_seconds(head.signed_at_ns),
+            "signed_at": utc_seconds(head.signed_at_ns),
         },
     }
-    await _json(send, 200, body, extra)
-
-
-async def _post_body(
-    send: Send, receive: Receive, extra: Headers, names: tuple[str, ...]
-) -> dict[str, Any] | None:
-    try:
-        raw = await _read_post(receive)
-    except ClientGone:
-        return None
-    try:
-        return _strict_object(raw, names)
-    except GoJSONError as exc:
-        await _error(send, 400, "bad_json", f"invalid JSON body: {exc}", extra)
-        return None
-
-
-async def _self_comment(
-    state: MeshState,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    extra: Headers,
-    peer_id: str,
-    method: str,
-) -> None:
-    if method != "POST":
-        await _error(send, 405, "method_not_allowed", "only POST supported", extra)
-        return
-    ledger = await _ledger_or_503(state, send, extra)
-    if ledger is None:
-        return
-    store = state.comments
-    if store is None:
-        await _error(
-            send, 503, "comments_unavailable", "comments store not wired on this boss", extra
-        )
-        return
-    subject = await _subject(send, extra, peer_id, "missing subject peer_id in path")
-    if subject is None:
-        return
-    req = await _post_body(
-        send, receive, extra, ("text", "language", "rating", "attached_rating_hash")
-    )
-    if req is None:
-        return
-    try:
-        text, language = _str(req.get("text")), _str(req.get("language"))
-        attached = _attached(_str(req.get("attached_rating_hash")))
-        rating = req.get("rating")
-        if rating is not None and (
-            isinstance(rating, bool) or not isinstance(rating, (int, float))
-        ):
-            raise GoJSONError("wrong type for rating")
-    except GoJSONError as exc:
-        await _error(send, 400, "bad_json", f"invalid JSON body: {exc}", extra)
-        return
-    if not text:
-        await _error(send, 400, "missing_field", "text is required", extra)
-        return
-    body = text.encode()
-    if len(body) > MAX_COMMENT_BYTES:
-        await _error(send, 400, "body_too_large", f"text exceeds {MAX_COMMENT_BYTES} bytes", extra)
-        return
-    if rating is not None and not (math.isfinite(rating) and -1.0 <= rating <= 1.0):
-        message = "rating must be a finite number in [-1.0, +1.0]"
-        await _error(send, 400, "bad_rating", message, extra)
-        return
-    try:
-        cid = store.put(body)
-    except OSError as exc:
-        await _error(send, 400, "store_body", f"store comment body: {exc}", extra)
-        return
-    now = time.time_ns()
-    try:
-        comment = ledger.append_comment(subject, cid, language, now, attached)
-    except Exception as exc:
-        await _error(send, 500, "append_failed", f"append comment: {exc}", extra)
-        return
-    if rating is not None:
-        try:
-            ledger.append_rating(subject, float(rating), "interactive", now + 1)
-        except Exception:
-            log.exception("paired rating for %s not appended", peer_id)
-        state.reputation.recompute()
-    await _json(send, 201, {"cid": cid.hex(), "ledger_hash": comment.hash.hex()}, extra)
-
-
-_CALLER_FIELDS = (
-    "rater_peer_id",
-    "text",
-    "timestamp_unix_ns",
-    "signature",
-    "language",
-    "attached_rating_hash",
-)
-
-
-async def _caller_comment(
-    state: MeshState,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    extra: Headers,
-    peer_id: str,
-    method: str,
-) -> None:
-    store = state.comments
-    if store is None:
-        await _error(send, 501, "not_implemented", "comment submission lands in P4-3", extra)
-        return
-    if method != "POST":
-        await _error(send, 405, "method_not_allowed", "only POST supported", extra)
-        return
-    ledger = await _ledger_or_503(state, send, extra)
-    if ledger is None:
-        return
-    subject = await _subject(send, extra, peer_id, "missing subject peer_id in path")
-    if subject is None:
-        return
-    req = await _post_body(send, receive, extra, _CALLER_FIELDS)
-    if req is None:
-        return
-    try:
-        rater_text, text = _str(req.get("rater_peer_id")), _str(req.get("text"))
-        signature_text, language = _str(req.get("signature")), _str(req.get("language"))
-        attached = _attached(_str(req.get("attached_rating_hash")))
-        stamp = req.get("timestamp_unix_ns")
-        if stamp is not None and (
-            isinstance(stamp, bool)
-            or not isinstance(stamp, int)
-            or not -(1 << 63) <= stamp < 1 << 63
-        ):
-            raise GoJSONError("timestamp_unix_ns must be an int64")
-    except GoJSONError as exc:
-        await _error(send, 400, "bad_json", f"invalid JSON body: {exc}", extra)
-        return
-    if not rater_text or not text or not signature_text:
-        message = "rater_peer_id, text, and signature are required"
-        await _error(send, 400, "missing_field", message, extra)
-        return
-    if not stamp or stamp <= 0:
-        await _error(send, 400, "missing_field", "timestamp_unix_ns must be positive", extra)
-        return
-    body = text.encode()
-    if len(body) > MAX_COMMENT_BYTES:
-        await _error(send, 400, "body_too_large", f"text exceeds {MAX_COMMENT_BYTES} bytes", extra)
-        return
-    try:
-        rater = parse_peer_id(rater_text)
-    except ValueError as exc:
-        await _error(send, 400, "bad_peer_id", f"failed to parse rater peer ID: {exc}", extra)
-        return
-    if rater != ledger.peer_bytes:
-        message = "rater_peer_id must be this boss's peer ID (self-submission only)"
-        await _error(send, 403, "non_self_submitter", message, extra)
-        return
-    try:
-        cid = store.put(body)
-    except OSError as exc:
-        await _error(send, 400, "store_body", f"store comment body: {exc}", extra)
-        return
-    draft = Entry(
-        idx=0,
-        kind=COMMENT,
-        rater=rater,
-        subject=subject,
-        timestamp_ns=stamp,
-        prev_hash=b"",
-        signature=b"",
-        inserted_at_ns=0,
-        text_cid=cid,
-        language=language,
-        attached=attached,
-    )
-    try:
-        signature = base64.b64decode(signature_text, validate=True)
-        if len(signature) != 64:
-            raise ValueError(f"signature is {len(signature)} bytes, want 64")
-        ledger.verify_caller_comment(draft, signature)
-    except (binascii.Error, ValueError) as exc:
-        await _error(send, 401, "bad_signature", f"bad signature: {exc}", extra)
-        return
-    except InvalidSignature:
-        await _error(send, 401, "bad_signature", "signature mismatch", extra)
-        return
-    try:
-        entry = ledger.append_comment(subject, cid, language, stamp, attached)
-    except Exception as exc:
-        await _error(send, 500, "append_failed", f"append comment: {exc}", extra)
-        return
-    await _json(send, 201, {"cid": cid.hex(), "ledger_hash": entry.hash.hex()}, extra)
-
-
-async def _comment_body(
-    state: MeshState, send: Send, extra: Headers, method: str, cid_text: str, as_json: bool
-) -> None:
-    if not await _check_get(send, extra, method):
-        return
-    store = state.comments
-    if store is None:
-        await _error(
-            send, 503, "comments_unavailable", "comments store not wired on this boss", extra
-        )
-        return
-    if not cid_text or "/" in cid_text:
-        await _error(send, 400, "bad_request", "missing CID in path", extra)
-        return
-    try:
-        cid = parse_cid(cid_text)
-    except ValueError as exc:
-        await _error(send, 400, "bad_cid", f"CID is not a valid multihash: {exc}", extra)
-        return
-    body = store.get(cid)
-    if body is None:
-        await _error(send, 404, "comment_not_found", "comment body not found for this CID", extra)
-        return
-    if as_json:
-        payload = {"cid": cid_text, "body": body.decode("utf-8", "replace"), "language": "en"}
-        await _json(send, 200, payload, extra)
-        return
-    await respond(send, 200, body, (_TEXT_TYPE,), extra)
+    await json_response(send, 200, body, extra)
