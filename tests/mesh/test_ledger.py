@@ -159,9 +159,11 @@ def test_scatter_never_dispatches_to_a_peer_rated_below_the_floor(mesh: Embedded
         assert all(r.ok and r.peer_id == good for r in results)
         assert _refusals(mesh).get(bad, 0) == 0  # never even asked the gateway
         assert Counter({"good": 8}) == SERVED
-        # Control: without the minimum the gateway's gate has to refuse it (and the
-        # scatter fails over), which is what the filter above avoids.
-        client.tasks.scatter(prompts[:4], peer_ids=[bad, good], max_concurrency=1)
+        # Control: without the minimum the request reaches the gateway, whose gate refuses
+        # it (counted above as zero so far); every item still gets its own failed result.
+        refused = client.tasks.scatter(prompts[:3], peer_ids=[bad], max_retries=0)
+        assert [r.ok for r in refused] == [False, False, False]
+        assert all(isinstance(r.exception, DispatchRefusedError) for r in refused)
         assert _refusals(mesh).get(bad, 0) >= 1
         assert SERVED["bad"] == 0
         by_model = client.tasks.scatter_by_model(prompts[:2], model="shared", min_honesty=floor)
