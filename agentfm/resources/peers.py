@@ -7,6 +7,7 @@ Every method is one request to the gateway's ``/v1/peers/*`` routes (``list`` re
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -118,8 +119,6 @@ def _signed_comment_spec(
     attached_rating_hash: str | None,
     timestamp_unix_ns: int | None,
 ) -> RequestSpec:
-    import base64
-
     path = _path(peer_id, "/comments")
     stamp = time.time_ns() if timestamp_unix_ns is None else timestamp_unix_ns
     try:
