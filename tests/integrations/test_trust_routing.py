@@ -98,6 +98,8 @@ def test_llama_index_with_min_honesty_and_rating(
     llm = AgentFM(model=ENGINE, gateway_url=mesh.url, api_key=None, min_honesty=floor)
     responses = [llm.complete(f"prompt {i}") for i in range(4)]
     assert {r.additional_kwargs["peer_id"] for r in responses} == {good}
+    batch = llm.batch_complete([f"batch {i}" for i in range(8)])
+    assert {r.additional_kwargs["peer_id"] for r in batch} == {good}
     llm.rate_worker(responses[0], 0.75)
     with AgentFMClient(mesh.url, api_key=None) as client:
         assert client.peers.get(good).entries_count == 2
