@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from agentfm.resources.openai import AsyncOpenAINamespace, OpenAINamespace
+    from agentfm.resources.peers import AsyncPeers, Peers
     from agentfm.resources.tasks import AsyncTasks, Tasks
     from agentfm.resources.workers import AsyncWorkers, Workers
 
@@ -295,6 +296,13 @@ class AgentFMClient(_BaseClient):
 
         return OpenAINamespace(self)
 
+    @cached_property
+    def peers(self) -> Peers:
+        """Peer trust: ``list``, ``get``, ``reputation``, ``log``, ``proof``, ``comment``…"""
+        from agentfm.resources.peers import Peers
+
+        return Peers(self)
+
     def with_options(self, **options: Any) -> AgentFMClient:
         """Return a client with some settings changed that shares this one's connection pool."""
         return AgentFMClient(**self._option_kwargs(options), _shared=self._shared)
@@ -456,6 +464,13 @@ class AsyncAgentFMClient(_BaseClient):
         from agentfm.resources.openai import AsyncOpenAINamespace
 
         return AsyncOpenAINamespace(self)
+
+    @cached_property
+    def peers(self) -> AsyncPeers:
+        """Peer trust: ``list``, ``get``, ``reputation``, ``log``, ``proof``, ``comment``…"""
+        from agentfm.resources.peers import AsyncPeers
+
+        return AsyncPeers(self)
 
     def with_options(self, **options: Any) -> AsyncAgentFMClient:
         """Return a client with some settings changed that shares this one's connection pool."""

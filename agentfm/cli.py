@@ -1,7 +1,7 @@
 """``agentfm-py``: talk to an AgentFM gateway (or run one) from the shell.
 
-Commands: ``ping``, ``workers``, ``models``, ``chat``, ``run``, ``scatter``, ``mesh serve``
-and ``demo``; ``agentfm-py --help`` shows examples. The gateway URL and key come from
+Commands: ``ping``, ``workers``, ``models``, ``peers``, ``chat``, ``run``, ``scatter``,
+``mesh serve`` and ``demo``; ``agentfm-py --help`` shows examples. The gateway URL and key come from
 ``--gateway``/``--api-key`` or ``AGENTFM_GATEWAY_URL``/``AGENTFM_API_KEY``. SDK errors become
 one ``error: …`` line on stderr and exit code 2.
 """
@@ -90,6 +90,8 @@ _EXAMPLES = """examples:
   agentfm-py chat --model echo "hello"         # stream an answer
   agentfm-py run --model writer "a haiku" --out ./files
   agentfm-py scatter prompts.txt --model echo --out results.jsonl
+  agentfm-py peers                             # reputation and trust of each peer
+  agentfm-py peers comment 12D3KooW… "fast and right" --rating 0.5
   agentfm-py demo                              # the end-to-end tour
 
 Each command has --help. The gateway and key also come from AGENTFM_GATEWAY_URL and
@@ -174,6 +176,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     # `mesh serve` and `demo` own their options (and --help): everything after the
     # command name is handed to them untouched (see `main`).
+    from agentfm._cli_peers import add_peers_parser
+
+    add_peers_parser(sub)
+
     mesh = sub.add_parser("mesh", help="run an embedded gateway on this machine")
     mesh_sub = mesh.add_subparsers(dest="mesh_command", metavar="MESH_COMMAND")
     mesh_sub.add_parser(
@@ -470,6 +476,12 @@ def _cmd_demo(args: argparse.Namespace, out: _Console, err: _Console) -> int:
     return demo_main(list(args.passthrough))
 
 
+def _cmd_peers(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    from agentfm._cli_peers import cmd_peers
+
+    return cmd_peers(args, out, err)
+
+
 _COMMANDS = {
     "ping": _cmd_ping,
     "workers": _cmd_workers,
@@ -479,6 +491,7 @@ _COMMANDS = {
     "scatter": _cmd_scatter,
     "mesh": _cmd_mesh,
     "demo": _cmd_demo,
+    "peers": _cmd_peers,
 }
 
 

@@ -26,8 +26,18 @@ AgentFMError
 │   └── IncompleteStreamError       (stream ended without marker or [DONE])
 ├── TaskExecutionError
 │   └── WorkerRejectedError         (the worker answered "❌ ERROR: …")
-└── ArtifactError
+├── ArtifactError
+├── LedgerUnavailableError          (503 ledger/comments/host unavailable, 501 not_implemented)
+├── LedgerNotFoundError             (404 entry_not_found / comment_not_found)
+├── SignatureRejectedError          (401 bad_signature on a caller-signed comment)
+├── NotSelfSubmitterError           (403 non_self_submitter)
+└── UntrustedPeersError             (a DispatchRefusedError: no candidate passes the trust filter)
 ```
+
+The ``/v1/peers`` 400 codes (``bad_peer_id``, ``bad_cid``, ``bad_json``, ``missing_field``,
+``body_too_large``, ``bad_rating``, ``read_body``, ``store_body``) are `InvalidRequestError`
+and its 500 codes (``gather_error``, ``ledger_error``, ``prove_error``, ``append_failed``,
+``store_error``) `GatewayInternalError`; ``exc.code`` tells them apart.
 
 `PlainTextInvalidRequestError` and `PlainTextDispatchRefusedError` (marked * above) are what
 plain-text ``/api/*`` answers raise: they are both the typed error and a
@@ -54,13 +64,18 @@ __all__ = [
     "GatewayProtocolError",
     "IncompleteStreamError",
     "InvalidRequestError",
+    "LedgerNotFoundError",
+    "LedgerUnavailableError",
     "MeshOverloadedError",
     "ModelNotFoundError",
     "NoWorkerForModelError",
+    "NotSelfSubmitterError",
     "PlainTextDispatchRefusedError",
     "PlainTextInvalidRequestError",
     "RateLimitError",
+    "SignatureRejectedError",
     "TaskExecutionError",
+    "UntrustedPeersError",
     "WorkerNotFoundError",
     "WorkerRejectedError",
     "WorkerStreamError",
@@ -221,6 +236,30 @@ class ArtifactError(AgentFMError):
     result: Any = None
 
 
+class LedgerUnavailableError(AgentFMError):
+    """The gateway runs without its reputation ledger or comment store (503/501)."""
+
+
+class LedgerNotFoundError(AgentFMError):
+    """No such ledger entry (``entry_not_found``) or comment body (``comment_not_found``)."""
+
+
+class SignatureRejectedError(AgentFMError):
+    """The gateway rejected a caller-signed comment's signature (``bad_signature``)."""
+
+
+class NotSelfSubmitterError(AgentFMError):
+    """A caller-signed comment named a rater other than the gateway (``non_self_submitter``)."""
+
+
+class UntrustedPeersError(DispatchRefusedError):
+    """No candidate peer passes the trust filter, so nothing was dispatched.
+
+    A peer is filtered out when its ``dispatch_allowed`` is false or its ``honesty_score``
+    is below the ``min_honesty`` the caller asked for.
+    """
+
+
 class AgentFMRoutingWarning(UserWarning):
     """An OpenAI-style ``model`` is not a peer id, so the gateway picks the worker."""
 
@@ -242,6 +281,26 @@ _CODE_MAP: dict[str, type[AgentFMError]] = {
     "internal_error": GatewayInternalError,
     "unauthorized": AuthenticationError,
     "invalid_api_key": AuthenticationError,
+    "ledger_unavailable": LedgerUnavailableError,
+    "comments_unavailable": LedgerUnavailableError,
+    "host_unavailable": LedgerUnavailableError,
+    "not_implemented": LedgerUnavailableError,
+    "entry_not_found": LedgerNotFoundError,
+    "comment_not_found": LedgerNotFoundError,
+    "bad_signature": SignatureRejectedError,
+    "non_self_submitter": NotSelfSubmitterError,
+    "bad_cid": InvalidRequestError,
+    "bad_json": InvalidRequestError,
+    "missing_field": InvalidRequestError,
+    "body_too_large": InvalidRequestError,
+    "bad_rating": InvalidRequestError,
+    "read_body": InvalidRequestError,
+    "store_body": InvalidRequestError,
+    "gather_error": GatewayInternalError,
+    "ledger_error": GatewayInternalError,
+    "prove_error": GatewayInternalError,
+    "append_failed": GatewayInternalError,
+    "store_error": GatewayInternalError,
 }
 
 

@@ -223,13 +223,14 @@ def run_task(
     prompt: str,
     max_retries: int,
     timeout: float | None,
+    min_honesty: float | None = None,
 ) -> tuple[agentfm.TaskResult, list[str]]:
     """Run one task on the best matching peer, failing over per `PeerPlan`.
 
     Returns:
         The result and the peers tried, the serving one last.
     """
-    plan = _plan(model, client.workers.match(model), max_retries)
+    plan = _plan(model, client.workers.match(model, min_honesty=min_honesty), max_retries)
     while (step := plan.next()) is not None:
         peer, delay = step
         time.sleep(delay)
@@ -251,9 +252,10 @@ async def arun_task(
     prompt: str,
     max_retries: int,
     timeout: float | None,
+    min_honesty: float | None = None,
 ) -> tuple[agentfm.TaskResult, list[str]]:
     """Async twin of `run_task`."""
-    plan = _plan(model, await client.workers.match(model), max_retries)
+    plan = _plan(model, await client.workers.match(model, min_honesty=min_honesty), max_retries)
     while (step := plan.next()) is not None:
         peer, delay = step
         await asyncio.sleep(delay)
@@ -278,6 +280,7 @@ def stream_task(
     max_retries: int,
     timeout: float | None,
     stop_when: Callable[[], bool] = lambda: False,
+    min_honesty: float | None = None,
 ) -> Iterator[str | StreamEnd]:
     """Stream one task's text, failing over while nothing has been emitted yet.
 
@@ -285,7 +288,7 @@ def stream_task(
     caller that has seen a stop sequence can end the task early (closing the stream makes
     the gateway cancel the agent).
     """
-    plan = _plan(model, client.workers.match(model), max_retries)
+    plan = _plan(model, client.workers.match(model, min_honesty=min_honesty), max_retries)
     while (step := plan.next()) is not None:
         peer, delay = step
         time.sleep(delay)
@@ -322,9 +325,10 @@ async def astream_task(
     max_retries: int,
     timeout: float | None,
     stop_when: Callable[[], bool] = lambda: False,
+    min_honesty: float | None = None,
 ) -> AsyncIterator[str | StreamEnd]:
     """Async twin of `stream_task`."""
-    plan = _plan(model, await client.workers.match(model), max_retries)
+    plan = _plan(model, await client.workers.match(model, min_honesty=min_honesty), max_retries)
     while (step := plan.next()) is not None:
         peer, delay = step
         await asyncio.sleep(delay)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from agentfm.mesh import _openai
+from agentfm.mesh import _openai, _peers
 from agentfm.mesh._auth import INVALID, MULTIPLE, OK, check_header
 from agentfm.mesh._gojson import GoJSONError, decode_object, fields, opt_number, opt_str
 from agentfm.mesh._http import (
@@ -113,7 +113,7 @@ class GatewayApp:
         path: str = scope["path"]
         route = self.routes.get(path)
         if route is None:
-            if path.startswith("/v1/peers/"):
+            if path.startswith("/v1/peers/") or path == "/v1/peers":
                 route = (self.peers, True, True)
             elif path.startswith("/api/artifacts/") and "/" not in path[15:] and path[15:]:
                 route = (self.artifact, True, True)
@@ -217,11 +217,15 @@ class GatewayApp:
         state = self.state
         cpu, ram = state.cpu.percent, state.ram
         online = sorted(state.workers.values(), key=lambda w: -w.last_seen)
-        agents = [w.profile(cpu, ram) for w in online]
+        agents = [_peers.apply_trust(state, w.profile(cpu, ram)) for w in online]
         offline_count = 0
         if include_offline:
             offline = sorted(state.offline.values(), key=lambda w: -w.last_seen)
-            agents.extend(w.profile(cpu, ram) for w in offline)
+            offline = [w for w in offline if _peers.offline_listed(state, w.peer_id)]
+            for w in offline:
+                entry = _peers.apply_trust(state, w.profile(cpu, ram))
+                entry.pop("last_seen", None)  # eviction forgets the pulse time
+                agents.append(entry)
             offline_count = len(offline)
         body = {
             "success": True,
@@ -241,7 +245,10 @@ class GatewayApp:
         state = self.state
         created = int(time.time())
         data = [
-            w.model_entry(created, state.cpu.percent, state.ram) for w in state.workers.values()
+            _peers.apply_trust(
+                state, w.model_entry(created, state.cpu.percent, state.ram), "agentfm_"
+            )
+            for w in state.workers.values()
         ]
         await json_response(send, 200, {"object": "list", "data": data}, extra)
 
@@ -256,7 +263,7 @@ class GatewayApp:
             "relay_peer_id": "",
             "relay_multiaddr": "",
             "reputation_floor": settings.reputation_floor,
-            "ledger_tree_size": 0,
+            "ledger_tree_size": _peers.ledger_size(self.state),
             "version": settings.version,
             "uptime_seconds": int(time.time() - self.state.started),
         }
@@ -270,10 +277,8 @@ class GatewayApp:
         await respond(send, 200, body, ((b"Content-Type", CONTENT_TYPE),), extra)
 
     async def peers(self, scope: Scope, receive: Receive, send: Send, extra: Headers) -> None:
-        """``/v1/peers/*``: the embedded gateway keeps no reputation ledger."""
-        await envelope_error(
-            send, 503, "server_error", "ledger_unavailable", "ledger not configured", extra
-        )
+        """``/v1/peers/*``: summaries, reputation, log, proofs and comments."""
+        await _peers.handle(self.state, scope, receive, send, extra)
 
     async def artifact(self, scope: Scope, receive: Receive, send: Send, extra: Headers) -> None:
         """``GET /api/artifacts/{task_id}``: the task's zip, for clients without a shared folder."""
@@ -319,6 +324,7 @@ class GatewayApp:
             values: dict[str, object] = {name: opt_str(req.get(name)) for name in names}
             # feedback_rating is a number in the gateway's struct; its type still matters.
             opt_number(req.get("feedback_rating"))
+            values["feedback_rating"] = req.get("feedback_rating")
         except GoJSONError:
             await plain_error(send, 400, "Invalid JSON payload", extra)
             return None
@@ -335,6 +341,10 @@ class GatewayApp:
         worker = self.state.workers.get(str(values["worker_id"]))
         if worker is None:
             await plain_error(send, 404, "Worker not found or offline", extra)
+            return None
+        refusal = self.state.reputation.gate(worker.peer_id)
+        if refusal is not None:
+            await plain_error(send, 403, f"dispatch refused: {refusal}", extra)
             return None
         return values, worker
 
@@ -365,6 +375,7 @@ class GatewayApp:
         }
         started = False
         watch = DisconnectWatch(receive)
+        clean = True
         try:
             async for chunk in run:
                 if not started:
@@ -373,11 +384,12 @@ class GatewayApp:
                 if chunk is FILES_INCOMING or chunk is NO_FILES:
                     # The marker is always last: finish the body in the same write.
                     watch.close()
+                    self._task_ended(worker, values, clean=True)
                     await send({"type": "http.response.body", "body": chunk})
                     return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except StreamReset:
-            pass
+            clean = False
         except asyncio.CancelledError:
             if watch.gone:
                 return
@@ -386,9 +398,19 @@ class GatewayApp:
             watch.close()
             await run.aclose()
         # A reset stream or a rejection line: Go ends the chunked body normally.
+        self._task_ended(worker, values, clean=clean)
         if not started:
             await send(start)
         await send({"type": "http.response.body", "body": b""})
+
+    def _task_ended(self, worker: Worker, values: dict[str, object], *, clean: bool) -> None:
+        """Count the outcome for completion ratings; after a clean end, record feedback."""
+        state = self.state
+        state.reputation.record_outcome(worker.peer_id, clean)
+        if clean and values.get("feedback"):
+            rating = values.get("feedback_rating")
+            number = float(rating) if isinstance(rating, (int, float)) else None
+            _peers.record_feedback(state, worker.peer_id, str(values["feedback"]), number)
 
     async def execute_async(
         self, scope: Scope, receive: Receive, send: Send, extra: Headers

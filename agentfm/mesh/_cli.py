@@ -18,6 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML file describing the workers")
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8080; 0 picks a free one)")
+    parser.add_argument(
+        "--state-dir", type=Path, help="keep the gateway key and reputation ledger here"
+    )
     return parser
 
 
@@ -40,6 +43,8 @@ def serve_main(argv: list[str] | None = None) -> int:
             mesh = EmbeddedMesh.demo()
         if args.host is not None:
             mesh.host = args.host
+        if args.state_dir is not None:
+            mesh.state_dir = args.state_dir
         # The real gateway's -apiport default; a config file may choose another.
         mesh.port = args.port if args.port is not None else (mesh.port or 8080)
         stop = threading.Event()

@@ -11,6 +11,9 @@ TOML format (relative paths are resolved against the file's folder)::
     webhook_secret = "…"           # default: env AGENTFM_WEBHOOK_SECRET
     allow_private_webhooks = false
     max_async_tasks = 256
+    state_dir = ".agentfm-state"   # the reputation ledger and comment bodies (default key_dir)
+    ledger = true                  # false: /v1/peers answers as a gateway without a ledger
+    reputation_floor = -0.5        # peers scoring below it are refused dispatch
 
     [[workers]]
     name = "echo"                  # required, ≤ 20 chars
@@ -168,10 +171,12 @@ def load_toml(path: Path) -> tuple[list[WorkerConfig], dict[str, Any]]:
         "webhook_secret",
         "allow_private_webhooks",
         "max_async_tasks",
+        "ledger",
+        "reputation_floor",
     ):
         if key in mesh:
             options[key] = mesh[key]
-    for key in ("artifacts_dir", "key_dir"):
+    for key in ("artifacts_dir", "key_dir", "state_dir"):
         if key in mesh:
             options[key] = _resolve(base, str(mesh[key]))
     workers: list[WorkerConfig] = []

@@ -19,6 +19,7 @@ from agentfm.mesh._http import (
     json_response,
     read_body,
 )
+from agentfm.mesh._peers import recorded
 from agentfm.mesh._worker import StreamReset, Worker
 
 if TYPE_CHECKING:
@@ -138,7 +139,9 @@ def pick_worker(workers: list[Worker], want: str, cpu: Callable[[Worker], float]
 async def _route(app: GatewayApp, send: Send, extra: Headers, model: str) -> Worker | None:
     state = app.state
     try:
-        return pick_worker(list(state.workers.values()), model, lambda _w: state.cpu.percent)
+        # Peers the trust gate refuses are not candidates: addressing one is a 404.
+        allowed = [w for w in state.workers.values() if state.reputation.refusal(w.peer_id) is None]
+        return pick_worker(allowed, model, lambda _w: state.cpu.percent)
     except ModelNotFound:
         message = (
             f"model '{model}' not available on this mesh. /v1/models lists addressable peer "
@@ -286,7 +289,11 @@ async def _serve(
     state = app.state
     settings = state.settings
     task_id = mint_task_id()
-    run = worker.run(task_id, prompt, settings.run_root, settings.artifacts_dir, state.metrics)
+    run = recorded(
+        state,
+        worker.peer_id,
+        worker.run(task_id, prompt, settings.run_root, settings.artifacts_dir, state.metrics),
+    )
     if not stream:
         try:
             text = await _drain(run)

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentfm.mesh._auth import FailureLimiter
-from agentfm.mesh._gojson import encode
+from agentfm.mesh._gojson import encode, gofloat
 from agentfm.mesh._hostinfo import CpuSampler, ram_free_gb
 from agentfm.mesh._metrics import Metrics
+from agentfm.mesh._trust import Reputation
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from agentfm.mesh._ledger import CommentStore
     from agentfm.mesh._worker import Worker
 
 TELEMETRY_INTERVAL = 2.0
@@ -53,6 +55,9 @@ class MeshState:
         self.async_tasks: set[asyncio.Task[None]] = set()
         self.started = time.time()
         self.closing = False
+        # Disabled until the mesh opens its ledger (agentfm.mesh._peers.open_trust).
+        self.reputation = Reputation(None, settings.reputation_floor)
+        self.comments: CommentStore | None = None
 
     # -- worker table -------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
@@ -65,7 +70,11 @@ class MeshState:
         if first_sighting:
             self.publish(
                 "worker_online",
-                {"agent_name": worker.name, "honesty_score": 0, "peer_id": worker.peer_id},
+                {
+                    "agent_name": worker.name,
+                    "honesty_score": gofloat(self.reputation.score(worker.peer_id)),
+                    "peer_id": worker.peer_id,
+                },
             )
 
     def remove_worker(self, peer_id: str) -> Worker | None:

@@ -21,6 +21,7 @@ from agentfm.mesh._app import GatewayApp
 from agentfm.mesh._auth import check_bind, parse_keys
 from agentfm.mesh._hostinfo import cpu_cores
 from agentfm.mesh._peerid import load_or_create_key, peer_id_from_seed, seed_from_text
+from agentfm.mesh._peers import open_trust, trust_loop
 from agentfm.mesh._state import GatewaySettings, MeshState
 from agentfm.mesh._worker import Worker, WorkerConfig
 
@@ -72,6 +73,13 @@ class EmbeddedMesh:
         key_dir: keep each worker's Ed25519 key here, so peer ids survive restarts.
         max_async_tasks: in-flight cap of ``/api/execute/async``.
         graceful_timeout: seconds in-flight requests get to finish on :meth:`stop`.
+        state_dir: keep the gateway's key, its reputation ledger (``api_ledger.db``) and
+            comment bodies here, so the log survives restarts; default ``key_dir``, else a
+            temporary folder removed on stop.
+        ledger: False runs without a ledger, answering ``/v1/peers/*`` as a Go gateway
+            whose ledger failed to open (503/501, neutral trust fields).
+        reputation_floor: peers scoring strictly below it are refused dispatch (403);
+            -1.0 disables the gate.
 
     Example:
         >>> with EmbeddedMesh.demo() as mesh:  # doctest: +SKIP
@@ -92,6 +100,9 @@ class EmbeddedMesh:
         max_async_tasks: int = DEFAULT_MAX_ASYNC_TASKS,
         graceful_timeout: float = 10.0,
         heartbeat_interval: float = 15.0,
+        state_dir: str | Path | None = None,
+        ledger: bool = True,
+        reputation_floor: float = -0.5,
     ) -> None:
         self.host = host
         self.port = port
@@ -104,6 +115,9 @@ class EmbeddedMesh:
         self.max_async_tasks = max_async_tasks
         self.graceful_timeout = graceful_timeout
         self.heartbeat_interval = heartbeat_interval
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.ledger_enabled = ledger
+        self.reputation_floor = float(reputation_floor)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: MeshState | None = None
@@ -210,11 +224,11 @@ class EmbeddedMesh:
         workers = [self._make_worker(cfg) for cfg in self._configs]
         if len({w.peer_id for w in workers}) != len(workers):
             raise ValueError("two workers share one identity (same seed or key file)")
-        gateway_seed = (
-            load_or_create_key(self.key_dir / "gateway.key") if self.key_dir else os.urandom(32)
-        )
+        key_home = self.key_dir or self.state_dir
+        gateway_seed = load_or_create_key(key_home / "gateway.key") if key_home else os.urandom(32)
         run_root = Path(tempfile.mkdtemp(prefix="agentfm-mesh-"))
         self._temp_dirs.append(run_root)
+        state_home = self.state_dir or self.key_dir or run_root / "state"
         if self._artifacts_arg is None:
             artifacts = run_root / "artifacts"
         else:
@@ -235,8 +249,14 @@ class EmbeddedMesh:
             max_async_tasks=self.max_async_tasks,
             boss_peer_id=peer_id_from_seed(gateway_seed),
             heartbeat_interval=self.heartbeat_interval,
+            reputation_floor=self.reputation_floor,
         )
         self._state = MeshState(settings)
+        try:
+            open_trust(self._state, gateway_seed, state_home if self.ledger_enabled else None)
+        except Exception:
+            self._cleanup_dirs()
+            raise
         for worker in workers:
             self._state.add_worker(worker)
         # One telemetry round for all: equal pulses keep the configured order in listings.
@@ -318,10 +338,12 @@ class EmbeddedMesh:
         server = _Server(config)
         self._server = server
         telemetry = asyncio.ensure_future(state.telemetry_loop())
+        trust = asyncio.ensure_future(trust_loop(state))
         try:
             await server.serve(sockets=[sock])
         finally:
             telemetry.cancel()
+            trust.cancel()
             # Async tasks run under the gateway's root context: shutdown cancels them.
             for task in list(state.async_tasks):
                 task.cancel()
@@ -332,6 +354,8 @@ class EmbeddedMesh:
             for agent in agents.values():
                 with contextlib.suppress(Exception):
                     await agent.aclose()
+            if state.reputation.ledger is not None:
+                state.reputation.ledger.close()
             sock.close()
 
     def _begin_shutdown(self) -> None:

@@ -19,6 +19,7 @@ from agentfm._constants import (
 from agentfm._execute_pool import ExecutePool, supports
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler, run_async, run_sync
 from agentfm._streaming import AsyncTaskStream, MarkerDecoder, StreamState, TaskStream
+from agentfm._trust import require_min_honesty, trusted_peer_ids
 from agentfm._validation import (
     mint_task_id,
     pick_peer,
@@ -63,12 +64,24 @@ _Fetch = Literal["ok", "absent", "no_route"]
 
 
 def _execute_spec(
-    client: Any, peer: str, prompt: str, task_id: str, timeout: float | None
+    client: Any,
+    peer: str,
+    prompt: str,
+    task_id: str,
+    timeout: float | None,
+    feedback: str | None = None,
+    feedback_rating: float | None = None,
 ) -> RequestSpec:
+    body: dict[str, Any] = {"worker_id": peer, "prompt": prompt, "task_id": task_id}
+    # Passed as given: the gateway stores feedback_rating unvalidated (only a number).
+    if feedback is not None:
+        body["feedback"] = feedback
+    if feedback_rating is not None:
+        body["feedback_rating"] = feedback_rating
     return RequestSpec(
         "POST",
         "/api/execute",
-        json={"worker_id": peer, "prompt": prompt, "task_id": task_id},
+        json=body,
         timeout=resolve_timeout(client.timeout, timeout, "long"),
     )
 
@@ -229,6 +242,8 @@ class Tasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        feedback: str | None = None,
+        feedback_rating: float | None = None,
     ) -> TaskStream[TaskChunk]:
         """Stream a task's output as it is produced (the request is sent on first iteration).
 
@@ -241,12 +256,17 @@ class Tasks:
             prompt: The task prompt.
             task_id: Task id to use (default: a fresh ``task_…`` id, see ``stream.task_id``).
             timeout: Seconds the whole task may take.
+            feedback: A comment about the worker; after a clean end the gateway appends
+                it to its ledger (silently skipped when it has none).
+            feedback_rating: With ``feedback``, also an ``honesty`` rating (-1..1).
         """
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
         timeout = require_timeout(timeout)
-        spec = _execute_spec(self._client, peer, prompt, task_id, timeout)
+        spec = _execute_spec(
+            self._client, peer, prompt, task_id, timeout, feedback, feedback_rating
+        )
         return TaskStream(
             lambda state: self._chunks(spec, timeout, state),
             StreamState(task_id=task_id, peer_id=peer),
@@ -280,6 +300,8 @@ class Tasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        feedback: str | None = None,
+        feedback_rating: float | None = None,
     ) -> TaskResult:
         """Run a task to completion and collect its files.
 
@@ -297,7 +319,13 @@ class Tasks:
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
         )
         stream = self.stream(
-            worker_id=worker_id, peer_id=peer_id, prompt=prompt, task_id=task_id, timeout=timeout
+            worker_id=worker_id,
+            peer_id=peer_id,
+            prompt=prompt,
+            task_id=task_id,
+            timeout=timeout,
+            feedback=feedback,
+            feedback_rating=feedback_rating,
         )
         with stream:
             text = "".join(chunk.text for chunk in stream)
@@ -392,6 +420,7 @@ class Tasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        min_honesty: float | None = None,
     ) -> list[ScatterResult]:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
@@ -407,6 +436,9 @@ class Tasks:
             max_retries: Extra attempts per prompt.
             timeout: Seconds one attempt may take.
             on_progress: Called with a `ScatterProgress` after every attempt.
+            min_honesty: Skip peers whose ``honesty_score`` is below it (peers with
+                ``dispatch_allowed`` false are always skipped); `UntrustedPeersError` when
+                no candidate is left.
             hedge: Once no new prompt is waiting, duplicate an attempt that runs far past
                 the batch's typical latency on another peer with room; the first success
                 wins and the other attempt is cancelled. Off by default, because an agent
@@ -421,6 +453,7 @@ class Tasks:
             timeout=timeout,
             on_progress=on_progress,
             hedge=hedge,
+            min_honesty=min_honesty,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -435,11 +468,19 @@ class Tasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        min_honesty: float | None = None,
     ) -> Iterator[ScatterResult]:
         """Like `scatter`, but yield each result as soon as it is final (completion order)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
         return self._scatter_iter(
-            prompts, peers, max_concurrency, max_retries, timeout, on_progress, hedge
+            prompts,
+            peers,
+            max_concurrency,
+            max_retries,
+            timeout,
+            on_progress,
+            hedge,
+            require_min_honesty(min_honesty),
         )
 
     def _scatter_iter(
@@ -451,14 +492,18 @@ class Tasks:
         timeout: float | None,
         on_progress: ProgressCallback | None,
         hedge: bool,
+        min_honesty: float | None = None,
     ) -> Iterator[ScatterResult]:
         if not prompts:
             return
+        workers: list[WorkerProfile] | None
         try:
-            capacity = _capacity(self._client.workers._fetch())
+            workers = self._client.workers._fetch()
         except AgentFMError as exc:
             log.debug("scatter without telemetry: %s", exc)
-            capacity = {}
+            workers = None
+        peers = trusted_peer_ids(peers, workers, min_honesty)
+        capacity = _capacity(workers or [])
         scheduler = ScatterScheduler(
             prompts,
             peers,
@@ -525,9 +570,10 @@ class Tasks:
         model = require_prompt(model, name="model")
         require_non_negative_int(wait_for_workers, name="wait_for_workers")
         _check_prompts(prompts)
+        min_honesty = require_min_honesty(scatter_opts.get("min_honesty"))
         deadline = time.monotonic() + poll_timeout
         while True:
-            matches = match_workers(self._client.workers._fetch(), model)
+            matches = match_workers(self._client.workers._fetch(), model, min_honesty=min_honesty)
             if len(matches) >= wait_for_workers or time.monotonic() >= deadline:
                 break
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -552,13 +598,17 @@ class AsyncTasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        feedback: str | None = None,
+        feedback_rating: float | None = None,
     ) -> AsyncTaskStream[TaskChunk]:
         """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``."""
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
         timeout = require_timeout(timeout)
-        spec = _execute_spec(self._client, peer, prompt, task_id, timeout)
+        spec = _execute_spec(
+            self._client, peer, prompt, task_id, timeout, feedback, feedback_rating
+        )
         return AsyncTaskStream(
             lambda state: self._chunks(spec, timeout, state),
             StreamState(task_id=task_id, peer_id=peer),
@@ -592,6 +642,8 @@ class AsyncTasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        feedback: str | None = None,
+        feedback_rating: float | None = None,
     ) -> TaskResult:
         """Run a task to completion and collect its files (see `Tasks.run`)."""
         started = time.monotonic()
@@ -599,7 +651,13 @@ class AsyncTasks:
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
         )
         stream = self.stream(
-            worker_id=worker_id, peer_id=peer_id, prompt=prompt, task_id=task_id, timeout=timeout
+            worker_id=worker_id,
+            peer_id=peer_id,
+            prompt=prompt,
+            task_id=task_id,
+            timeout=timeout,
+            feedback=feedback,
+            feedback_rating=feedback_rating,
         )
         async with stream:
             text = "".join([chunk.text async for chunk in stream])
@@ -694,6 +752,7 @@ class AsyncTasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        min_honesty: float | None = None,
     ) -> list[ScatterResult]:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
@@ -708,6 +767,7 @@ class AsyncTasks:
             timeout=timeout,
             on_progress=on_progress,
             hedge=hedge,
+            min_honesty=min_honesty,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -722,11 +782,19 @@ class AsyncTasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        min_honesty: float | None = None,
     ) -> AsyncIterator[ScatterResult]:
         """Yield each result as soon as it is final (``async for r in ...scatter_iter(...)``)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
         return self._scatter_iter(
-            prompts, peers, max_concurrency, max_retries, timeout, on_progress, hedge
+            prompts,
+            peers,
+            max_concurrency,
+            max_retries,
+            timeout,
+            on_progress,
+            hedge,
+            require_min_honesty(min_honesty),
         )
 
     async def _scatter_iter(
@@ -738,14 +806,18 @@ class AsyncTasks:
         timeout: float | None,
         on_progress: ProgressCallback | None,
         hedge: bool,
+        min_honesty: float | None = None,
     ) -> AsyncIterator[ScatterResult]:
         if not prompts:
             return
+        workers: list[WorkerProfile] | None
         try:
-            capacity = _capacity(await self._client.workers._fetch())
+            workers = await self._client.workers._fetch()
         except AgentFMError as exc:
             log.debug("scatter without telemetry: %s", exc)
-            capacity = {}
+            workers = None
+        peers = trusted_peer_ids(peers, workers, min_honesty)
+        capacity = _capacity(workers or [])
         scheduler = ScatterScheduler(
             prompts,
             peers,
@@ -805,9 +877,12 @@ class AsyncTasks:
         model = require_prompt(model, name="model")
         require_non_negative_int(wait_for_workers, name="wait_for_workers")
         _check_prompts(prompts)
+        min_honesty = require_min_honesty(scatter_opts.get("min_honesty"))
         deadline = time.monotonic() + poll_timeout
         while True:
-            matches = match_workers(await self._client.workers._fetch(), model)
+            matches = match_workers(
+                await self._client.workers._fetch(), model, min_honesty=min_honesty
+            )
             if len(matches) >= wait_for_workers or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from agentfm._base_client import RequestSpec
+from agentfm._trust import passes_trust, require_min_honesty
 from agentfm._validation import require_peer_id
 from agentfm.exceptions import GatewayProtocolError, InvalidRequestError, WorkerNotFoundError
 from agentfm.models import WorkerProfile, WorkersResponse
@@ -62,19 +63,24 @@ def filter_workers(
 
 
 def match_workers(
-    workers: Sequence[WorkerProfile], model: str, *, available_only: bool = False
+    workers: Sequence[WorkerProfile],
+    model: str,
+    *,
+    available_only: bool = False,
+    min_honesty: float | None = None,
 ) -> list[WorkerProfile]:
     """The gateway's three-tier model matcher, least-loaded first.
 
     Tier 1: ``peer_id`` equals ``model`` exactly; tier 2: agent name equals it
     case-insensitively; tier 3: engine equals it case-insensitively. Each worker lands in
-    its first matching tier and only the first non-empty tier is used.
+    its first matching tier and only the first non-empty tier is used. Peers failing the
+    trust rules (`agentfm._trust`) are never candidates.
     """
     wanted = model.strip()
     folded = wanted.casefold()
     tiers: list[list[WorkerProfile]] = [[], [], []]
     for worker in workers:
-        if not worker.online or not worker.dispatch_allowed:
+        if not worker.online or not passes_trust(worker, min_honesty):
             continue
         if worker.peer_id == wanted:
             tiers[0].append(worker)
@@ -156,9 +162,18 @@ class Workers:
             f"peer {peer_id!r} not in current telemetry", code="worker_not_found"
         )
 
-    def match(self, model: str, *, available_only: bool = False) -> builtins.list[WorkerProfile]:
-        """Workers the gateway would route ``model`` to (peer id, agent name or engine)."""
-        return match_workers(self._fetch(), model, available_only=available_only)
+    def match(
+        self, model: str, *, available_only: bool = False, min_honesty: float | None = None
+    ) -> builtins.list[WorkerProfile]:
+        """Workers the gateway would route ``model`` to (peer id, agent name or engine).
+
+        Peers with ``dispatch_allowed`` false are skipped, and with ``min_honesty`` so are
+        peers whose ``honesty_score`` is below it.
+        """
+        min_honesty = require_min_honesty(min_honesty)
+        return match_workers(
+            self._fetch(), model, available_only=available_only, min_honesty=min_honesty
+        )
 
 
 class AsyncWorkers:
@@ -208,7 +223,10 @@ class AsyncWorkers:
         )
 
     async def match(
-        self, model: str, *, available_only: bool = False
+        self, model: str, *, available_only: bool = False, min_honesty: float | None = None
     ) -> builtins.list[WorkerProfile]:
-        """Workers the gateway would route ``model`` to (peer id, agent name or engine)."""
-        return match_workers(await self._fetch(), model, available_only=available_only)
+        """Workers the gateway would route ``model`` to, under the trust rules of `match`."""
+        min_honesty = require_min_honesty(min_honesty)
+        return match_workers(
+            await self._fetch(), model, available_only=available_only, min_honesty=min_honesty
+        )

@@ -106,18 +106,20 @@ class ScatterJob:
         max_concurrency: int | None,
         max_retries: int,
         timeout: float | None,
+        min_honesty: float | None = None,
     ) -> threading.Thread:
         """Drive the scatter on a background thread; results land in the futures."""
 
         def drive() -> None:
             try:
-                workers = client.workers.match(model)
+                workers = client.workers.match(model, min_honesty=min_honesty)
                 for result in client.tasks.scatter_iter(
                     self.prompts,
                     peer_ids=require_peers(model, workers),
                     max_concurrency=max_concurrency or mesh_capacity(workers),
                     max_retries=max_retries,
                     timeout=timeout,
+                    min_honesty=min_honesty,
                 ):
                     self.deliver(result)
                     if self.cancelled:
@@ -139,18 +141,20 @@ class ScatterJob:
         max_concurrency: int | None,
         max_retries: int,
         timeout: float | None,
+        min_honesty: float | None = None,
     ) -> None:
         """Drive the scatter as a task on the running loop."""
 
         async def drive() -> None:
             try:
-                workers = await client.workers.match(model)
+                workers = await client.workers.match(model, min_honesty=min_honesty)
                 async for result in client.tasks.scatter_iter(
                     self.prompts,
                     peer_ids=require_peers(model, workers),
                     max_concurrency=max_concurrency or mesh_capacity(workers),
                     max_retries=max_retries,
                     timeout=timeout,
+                    min_honesty=min_honesty,
                 ):
                     self.deliver(result)
             except BaseException as exc:

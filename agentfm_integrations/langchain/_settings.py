@@ -35,6 +35,8 @@ class MeshSettings(BaseModel):
     """Failover attempts on other peers, and SDK retries of idempotent calls."""
     artifacts_dir: str | None = None
     """Where produced files are extracted (per task); the SDK default when unset."""
+    min_honesty: float | None = None
+    """Only dispatch to peers whose honesty score is at least this (trust-aware routing)."""
 
     @property
     def lc_secrets(self) -> dict[str, str]:

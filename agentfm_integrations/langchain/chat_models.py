@@ -115,6 +115,25 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         if self._holder is not None:
             self._holder.close()
 
+    # ---------------------------------------------------------------- reputation
+
+    def rate_worker(
+        self, served: BaseMessage | str, rating: float, comment: str = "rated by a LangChain app"
+    ) -> agentfm.CommentReceipt:
+        """Rate the worker that served an answer (its ``response_metadata["peer_id"]``).
+
+        The gateway signs a comment and an ``honesty`` rating (-1..1) into its ledger, so
+        the peer's reputation, and trust-aware routing with ``min_honesty``, follow it.
+        """
+        return self._sync_client().peers.comment(_served_by(served), comment, rating=rating)
+
+    async def arate_worker(
+        self, served: BaseMessage | str, rating: float, comment: str = "rated by a LangChain app"
+    ) -> agentfm.CommentReceipt:
+        """Async twin of `rate_worker`."""
+        async with self._async_client() as client:
+            return await client.peers.comment(_served_by(served), comment, rating=rating)
+
     # ---------------------------------------------------------------- helpers
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
@@ -237,6 +256,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 prompt=prompt,
                 max_retries=self.max_retries,
                 timeout=self.timeout,
+                min_honesty=self.min_honesty,
             )
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
@@ -267,6 +287,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                     prompt=prompt,
                     max_retries=self.max_retries,
                     timeout=self.timeout,
+                    min_honesty=self.min_honesty,
                 )
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
@@ -291,6 +312,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 max_retries=self.max_retries,
                 timeout=self.timeout,
                 stop_when=lambda: scan.stopped,
+                min_honesty=self.min_honesty,
             ):
                 if isinstance(event, _routing.StreamEnd):
                     end = event
@@ -330,6 +352,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                     max_retries=self.max_retries,
                     timeout=self.timeout,
                     stop_when=lambda: scan.stopped,
+                    min_honesty=self.min_honesty,
                 ):
                     if isinstance(event, _routing.StreamEnd):
                         end = event
@@ -360,6 +383,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             "max_concurrency": configs[0].get("max_concurrency") or self.scatter_concurrency,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
+            "min_honesty": self.min_honesty,
         }
 
 
@@ -373,3 +397,15 @@ async def _astream_files(tasks: Any, end: _routing.StreamEnd) -> list[agentfm.Fi
     if not end.files_incoming or not end.task_id:
         return []
     return agentfm.describe_files(await tasks.collect_artifacts(end.task_id))
+
+
+def _served_by(served: BaseMessage | str) -> str:
+    """The peer id behind an answer, or the id itself."""
+    if isinstance(served, str):
+        return served
+    peer = served.response_metadata.get("peer_id")
+    if not isinstance(peer, str) or not peer:
+        raise agentfm.InvalidRequestError(
+            "this message carries no peer_id in its response_metadata", code="no_peer_id"
+        )
+    return peer

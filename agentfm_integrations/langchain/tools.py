@@ -99,6 +99,7 @@ class AgentFMTool(MeshSettings, BaseTool):
                     prompt=prompt,
                     max_retries=self.max_retries,
                     timeout=self.timeout,
+                    min_honesty=self.min_honesty,
                 )
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
@@ -115,6 +116,7 @@ class AgentFMTool(MeshSettings, BaseTool):
                     prompt=prompt,
                     max_retries=self.max_retries,
                     timeout=self.timeout,
+                    min_honesty=self.min_honesty,
                 )
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
@@ -162,6 +164,7 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
             "max_concurrency": self.max_concurrency or concurrency,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
+            "min_honesty": self.min_honesty,
         }
 
     def _needs_match(self) -> bool:
@@ -174,7 +177,11 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                workers = client.workers.match(self.model or "") if self._needs_match() else None
+                workers = (
+                    client.workers.match(self.model or "", min_honesty=self.min_honesty)
+                    if self._needs_match()
+                    else None
+                )
                 results = client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
@@ -186,7 +193,9 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
                 workers = (
-                    await client.workers.match(self.model or "") if self._needs_match() else None
+                    await client.workers.match(self.model or "", min_honesty=self.min_honesty)
+                    if self._needs_match()
+                    else None
                 )
                 results = await client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:

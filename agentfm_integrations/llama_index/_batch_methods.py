@@ -51,6 +51,7 @@ class BatchMethods:
         model: str
         timeout: float | None
         max_retries: int
+        min_honesty: float | None
         max_concurrency: int
         coalesce_window_ms: float | None
         coalesce_max_batch: int
@@ -75,10 +76,13 @@ class BatchMethods:
         """Yield each item's final result as it completes (one SDK scatter)."""
         yield from self.client.tasks.scatter_iter(
             prompts,
-            peer_ids=_routing.require_peers(model, self.client.workers.match(model)),
+            peer_ids=_routing.require_peers(
+                model, self.client.workers.match(model, min_honesty=self.min_honesty)
+            ),
             max_concurrency=max_concurrency or self.max_concurrency,
             max_retries=self.max_retries,
             timeout=self.timeout,
+            min_honesty=self.min_honesty,
         )
 
     async def _ascatter(
@@ -88,10 +92,13 @@ class BatchMethods:
         client = self.async_client
         async for result in client.tasks.scatter_iter(
             prompts,
-            peer_ids=_routing.require_peers(model, await client.workers.match(model)),
+            peer_ids=_routing.require_peers(
+                model, await client.workers.match(model, min_honesty=self.min_honesty)
+            ),
             max_concurrency=max_concurrency or self.max_concurrency,
             max_retries=self.max_retries,
             timeout=self.timeout,
+            min_honesty=self.min_honesty,
         ):
             yield result
 

@@ -38,7 +38,14 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import LLM
 
-from agentfm import AgentFMClient, AsyncAgentFMClient, FileRef, describe_files
+from agentfm import (
+    AgentFMClient,
+    AsyncAgentFMClient,
+    CommentReceipt,
+    FileRef,
+    InvalidRequestError,
+    describe_files,
+)
 from agentfm_integrations import _routing
 from agentfm_integrations._clients import ClientHolder, client_kwargs
 from agentfm_integrations.llama_index._batch_methods import BatchMethods, chat_prompt
@@ -107,6 +114,10 @@ class AgentFM(BatchMethods, LLM):
         ge=0,
         description="Failovers to untried peers per call or batch item, and retries of "
         "idempotent calls.",
+    )
+    min_honesty: float | None = Field(
+        default=None,
+        description="Only dispatch to peers whose honesty score is at least this.",
     )
     context_window: int = Field(
         default=DEFAULT_CONTEXT_WINDOW, gt=0, description="Context window reported in metadata."
@@ -219,6 +230,27 @@ class AgentFM(BatchMethods, LLM):
         """Close the sync client this LLM built."""
         self._holder().close()
 
+    def rate_worker(
+        self,
+        served: ChatResponse | CompletionResponse | str,
+        rating: float,
+        comment: str = "rated by a LlamaIndex app",
+    ) -> CommentReceipt:
+        """Rate the worker that served a response (``additional_kwargs["peer_id"]``).
+
+        The gateway signs a comment and an ``honesty`` rating (-1..1) into its ledger.
+        """
+        return self.client.peers.comment(_served_by(served), comment, rating=rating)
+
+    async def arate_worker(
+        self,
+        served: ChatResponse | CompletionResponse | str,
+        rating: float,
+        comment: str = "rated by a LlamaIndex app",
+    ) -> CommentReceipt:
+        """Async twin of `rate_worker`."""
+        return await self.async_client.peers.comment(_served_by(served), comment, rating=rating)
+
     async def aclose(self) -> None:
         """Flush coalesced calls and close the async client this LLM built for this loop."""
         coalescer = self._coalescers.pop(asyncio.get_running_loop(), None)
@@ -270,6 +302,7 @@ class AgentFM(BatchMethods, LLM):
             prompt=prompt,
             max_retries=self.max_retries,
             timeout=self.timeout,
+            min_honesty=self.min_honesty,
         ):
             if isinstance(event, _routing.StreamEnd):
                 _served(meta, event)
@@ -291,6 +324,7 @@ class AgentFM(BatchMethods, LLM):
             prompt=prompt,
             max_retries=self.max_retries,
             timeout=self.timeout,
+            min_honesty=self.min_honesty,
         ):
             if isinstance(event, _routing.StreamEnd):
                 _served(meta, event)
@@ -381,3 +415,13 @@ def _served(meta: ResponseMeta, end: _routing.StreamEnd) -> None:
     meta["task_id"] = end.task_id
     meta["attempts"] = end.attempts
     meta["peers_tried"] = list(end.peers_tried)
+
+
+def _served_by(served: ChatResponse | CompletionResponse | str) -> str:
+    """The peer id behind a response, or the id itself."""
+    if isinstance(served, str):
+        return served
+    peer = served.additional_kwargs.get("peer_id")
+    if not isinstance(peer, str) or not peer:
+        raise InvalidRequestError("this response carries no peer_id", code="no_peer_id")
+    return peer

@@ -190,6 +190,7 @@ def render_body() -> str:
     from agentfm.resources.openai.chat import AsyncChatCompletions, ChatCompletions
     from agentfm.resources.openai.completions import AsyncCompletions, Completions
     from agentfm.resources.openai.models import AsyncModels, Models
+    from agentfm.resources.peers import AsyncPeers, Peers
     from agentfm.resources.tasks import AsyncTasks, Tasks
     from agentfm.resources.workers import AsyncWorkers, Workers
 
@@ -211,6 +212,10 @@ def render_body() -> str:
     w()
     cls_block(Tasks, init=False)
     cls_block(AsyncTasks, init=False)
+    w("## `client.peers`")
+    w()
+    cls_block(Peers, init=False)
+    cls_block(AsyncPeers, init=False)
     w("## `client.openai`")
     w()
     w(

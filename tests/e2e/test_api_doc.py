@@ -25,6 +25,8 @@ MODULES = [
 NAMESPACES = [
     "agentfm.resources.workers:Workers",
     "agentfm.resources.workers:AsyncWorkers",
+    "agentfm.resources.peers:Peers",
+    "agentfm.resources.peers:AsyncPeers",
     "agentfm.resources.tasks:Tasks",
     "agentfm.resources.tasks:AsyncTasks",
     "agentfm.resources.openai.chat:ChatCompletions",

@@ -64,6 +64,13 @@ EXPECTED: dict[str, list[str]] = {
         r'artifact: report\.json: \{"words": 6',
         r"scatter: \['2 words', '3 words', '1 words'\]",
     ],
+    "14_trust_aware_batch.py": [
+        r"rated 12D3KooW\w+ -1\.0 \(wrong answers\)",
+        r"probe: 3 echo peers, 1 answered wrongly",
+        r"proof verifies: True; tampered: False",
+        r"trust-aware scatter: 20/20 answered, 0 by the untrusted peer",
+        r"LangChain batch with min_honesty=0\.0: 8 answers, 0 by the untrusted peer",
+    ],
     "11_real_gateway.py": [
         r"no AGENTFM_GATEWAY_URL: demonstrating on an embedded mesh with auth",
         r"gateway healthy: True",

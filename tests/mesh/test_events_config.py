@@ -64,6 +64,9 @@ def test_events_stream_online_offline() -> None:
                 f'data: {{"agent_name":"late","honesty_score":0,"peer_id":"{added.peer_id}"}}'
             )
             assert next(lines) == ""
+            # include_offline lists an offline peer only when the ledger has entries on it.
+            rated = c.post(f"/v1/peers/{added.peer_id}/comments/self", json={"text": "seen"})
+            assert rated.status_code == 201
             mesh.remove_worker("late")
             assert next(lines) == "event: worker_offline"
             assert next(lines) == f'data: {{"peer_id":"{added.peer_id}"}}'
@@ -73,6 +76,7 @@ def test_events_stream_online_offline() -> None:
         assert offline["offline_count"] == 1
         assert offline["agents"][-1]["online"] is False
         assert offline["agents"][-1]["peer_id"] == added.peer_id
+        assert "last_seen" not in offline["agents"][-1]
         assert (
             c.post("/api/execute", json={"worker_id": added.peer_id, "prompt": "x"}).status_code
             == 404
@@ -158,7 +162,8 @@ def test_from_toml(tmp_path: Path) -> None:
             timeout=30,
         )
         assert resp.content == b"hello world\n\n[AGENTFM: NO_FILES]\n"
-    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [
+    # The gateway's ledger (api_ledger.db, comments/) lives beside the keys by default.
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir() if p.suffix == ".key") == [
         "cmd.key", "echo-1.key", "echo.key", "gateway.key",
     ]  # fmt: skip
 

@@ -217,7 +217,9 @@ def test_origin_not_checked_on_get(http: httpx.Client) -> None:
     assert http.get("/api/workers", headers={"Origin": "https://evil.example"}).status_code == 200
 
 
-def test_peers_subtree_reports_no_ledger(http: httpx.Client, mesh: EmbeddedMesh) -> None:
+def test_peers_subtree_is_served_by_the_ledger(http: httpx.Client, mesh: EmbeddedMesh) -> None:
     resp = http.get(f"/v1/peers/{mesh.peer_id('echo')}")
-    assert resp.status_code == 503
-    assert json.loads(resp.content)["error"]["code"] == "ledger_unavailable"
+    assert resp.status_code == 200
+    assert json.loads(resp.content)["peer_id"] == mesh.peer_id("echo")
+    other = http.get(f"/v1/peers/{mesh.peer_id('echo')}/other")
+    assert json.loads(other.content)["error"]["code"] == "not_found"

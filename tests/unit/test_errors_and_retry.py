@@ -19,9 +19,13 @@ from agentfm import (
     GatewayInternalError,
     GatewayProtocolError,
     InvalidRequestError,
+    LedgerNotFoundError,
+    LedgerUnavailableError,
     MeshOverloadedError,
     ModelNotFoundError,
+    NotSelfSubmitterError,
     RateLimitError,
+    SignatureRejectedError,
     WorkerNotFoundError,
     WorkerStreamError,
     WorkerUnreachableError,
@@ -68,12 +72,31 @@ def test_envelope_code_first(status: int, code: str, cls: type[AgentFMError]) ->
 
 def test_unknown_code_falls_back_to_status_then_base() -> None:
     assert type(error_from_response(502, JSON, envelope("weird"))) is WorkerUnreachableError
-    err = error_from_response(503, JSON, envelope("ledger_unavailable"))
+    err = error_from_response(503, JSON, envelope("some_new_code"))
     assert type(err) is AgentFMError
-    assert err.code == "ledger_unavailable"
-    assert isinstance(
-        error_from_response(403, JSON, envelope("non_self_submitter")), DispatchRefusedError
-    )
+    assert err.code == "some_new_code"
+    assert isinstance(error_from_response(403, JSON, envelope("some_403")), DispatchRefusedError)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (503, "ledger_unavailable", LedgerUnavailableError),
+        (503, "comments_unavailable", LedgerUnavailableError),
+        (501, "not_implemented", LedgerUnavailableError),
+        (404, "entry_not_found", LedgerNotFoundError),
+        (404, "comment_not_found", LedgerNotFoundError),
+        (401, "bad_signature", SignatureRejectedError),
+        (403, "non_self_submitter", NotSelfSubmitterError),
+        (400, "bad_cid", InvalidRequestError),
+        (400, "bad_rating", InvalidRequestError),
+        (500, "append_failed", GatewayInternalError),
+    ],
+)
+def test_peers_codes_map_to_ledger_errors(status: int, code: str, cls: type[Exception]) -> None:
+    err = error_from_response(status, JSON, envelope(code))
+    assert type(err) is cls
+    assert not isinstance(err, AuthenticationError)  # a bad signature is not a bad API key
 
 
 @pytest.mark.parametrize(

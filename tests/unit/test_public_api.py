@@ -10,6 +10,20 @@ import pytest
 import agentfm
 
 EXPECTED_ALL = {
+    "UntrustedPeersError",
+    "SignatureRejectedError",
+    "NotSelfSubmitterError",
+    "LedgerUnavailableError",
+    "LedgerNotFoundError",
+    "ReputationScore",
+    "RaterSummary",
+    "PeerSummary",
+    "PeerLog",
+    "PeerEntry",
+    "LogHead",
+    "InclusionProof",
+    "CommentReceipt",
+    "CommentBody",
     "DEFAULT_GATEWAY",
     "AgentFMClient",
     "AgentFMError",
