@@ -24,7 +24,7 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import get_config_list
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 import agentfm
 from agentfm_integrations import _tool_calling as tc
@@ -205,9 +205,9 @@ def output_schema(schema: Any) -> tuple[tc.OutputSchema, dict[str, Any]]:
         return tc.OutputSchema(name, reported, schema.model_validate), reported
     if isinstance(schema, type) and hasattr(schema, "parse_obj"):  # pydantic.v1 model
         return tc.OutputSchema(name, reported, schema.parse_obj), reported
-    if isinstance(schema, type):  # a TypedDict: pydantic checks it and returns the dict
-        adapter: TypeAdapter[Any] = TypeAdapter(schema)
-        return tc.OutputSchema(name, reported, adapter.validate_python), reported
+    # A TypedDict or a JSON Schema: checked against the schema LangChain derives (for a
+    # TypedDict, ``Annotated[T, default, "doc"]`` makes a key optional, which pydantic's
+    # TypedDict validation would not), and returned as the dict.
     return tc.OutputSchema(name, reported), reported
 
 
