@@ -279,7 +279,9 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
             return self.prompted_tools
         if self._prompted_ok is None:
             try:
-                self._prompted_ok = self._decide(self.client.workers.match(self.model))
+                # One quick probe (no retries): metadata is read often, also offline.
+                with self.client.with_options(retries=0) as probe:
+                    self._prompted_ok = self._decide(probe.workers.match(self.model))
             except AgentFMError:
                 return False
         return self._prompted_ok
@@ -288,7 +290,8 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
         if self.prompted_tools is not None or self._prompted_ok is not None:
             return self._prompted_enabled()
         try:
-            self._prompted_ok = self._decide(await self.async_client.workers.match(self.model))
+            async with self.async_client.with_options(retries=0) as probe:
+                self._prompted_ok = self._decide(await probe.workers.match(self.model))
         except AgentFMError:
             return False
         return self._prompted_ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,8 @@ async def test_function_agent_multi_step(demo_mesh: EmbeddedMesh, tmp_path: Path
     written, counted = results
     files = written.tool_output.raw_output["files"]
     assert [Path(f["path"]).name for f in files] == ["answer.md"]
-    assert "a note about peer-to-peer meshes" in Path(files[0]["path"]).read_text("utf-8")
+    note = await asyncio.to_thread(Path(files[0]["path"]).read_text, "utf-8")
+    assert "a note about peer-to-peer meshes" in note
     expected = len(written.tool_output.content.split())
     assert counted.tool_kwargs == {"text": written.tool_output.content}
     assert counted.tool_output.raw_output == expected
