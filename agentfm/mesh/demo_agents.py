@@ -336,7 +336,9 @@ def plan_reply(prompt: str) -> str:
         target = None
     if target is None:
         if results:
-            answer = "; ".join(f"{r.get('name')} returned {r.get('content')}" for r in results)
+            answer = "; ".join(
+                f"{r.get('name')} returned {str(r.get('content')).strip()}" for r in results
+            )
         else:
             answer = f"No tool is needed for this. You said: {request}"
         return _dress(json.dumps({"final_answer": answer}, ensure_ascii=False), mistakes) + "\n"
