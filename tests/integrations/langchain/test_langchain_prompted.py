@@ -319,3 +319,26 @@ def test_serialization_round_trip() -> None:
     assert back.model_name == "planner"
     assert back.api_key is not None
     assert back.api_key.get_secret_value() == "secret-key-1234"
+
+
+async def test_one_async_client_per_model_and_loop(
+    demo_mesh: EmbeddedMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentfm_integrations import _clients
+
+    built: list[object] = []
+    real = _clients.AsyncAgentFMClient
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        client = real(*args, **kwargs)
+        built.append(client)
+        return client
+
+    monkeypatch.setattr(_clients, "AsyncAgentFMClient", counting)
+    llm = _planner(demo_mesh, tmp_path)
+    await llm.ainvoke("one")
+    await llm.ainvoke("two")
+    _ = [c async for c in llm.astream("three")]
+    await llm.abatch(["four", "five"])
+    assert len(built) == 1  # every async call on this loop shared one client (one pool)
+    await llm.aclose()

@@ -151,3 +151,6 @@ def test_plain_chat_has_estimated_usage(demo_mesh: EmbeddedMesh) -> None:
     )
     *_, last = llm.stream_chat([ChatMessage(role="user", content="hello")])
     assert last.additional_kwargs["usage_estimated"] is True
+    batch = llm.batch_complete(["one", "two words"])
+    assert [r.additional_kwargs["usage_estimated"] for r in batch] == [True, True]
+    assert batch[1].additional_kwargs["prompt_tokens"] == 3  # "two words": 9 chars
