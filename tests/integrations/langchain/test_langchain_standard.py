@@ -65,6 +65,7 @@ SERDES_XFAIL = pytest.mark.xfail(
     "mapping (allowed_objects='all' means that mapping) and the standard test passes no "
     "additional_import_mappings, so no third-party class can pass it; "
     "test_langchain_prompted.py::test_serialization_round_trip checks the round trip",
+    raises=ValueError,
     strict=True,
 )
 
