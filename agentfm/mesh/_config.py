@@ -20,6 +20,7 @@ TOML format (relative paths are resolved against the file's folder)::
     max_tasks = 2
     replicas = 2                   # optional: start this many identical workers
     seed = "any text"              # optional identity seed (else key_dir, else random)
+    capability = "tool-calling"    # optional tag (default: kebab-case name; "llm" for openai)
     # exactly one agent kind:
     demo = "echo"                  # echo | writer | summarizer | planner
     # command = ["python3", "agent.py"]   + optional timeout = 60, env = {K = "V"}, cwd = "."
@@ -159,6 +160,7 @@ def _agent_from_table(table: dict[str, Any], base: Path) -> Agent:
 
 
 _WORKER_KEYS = (
+    "capability",
     "author",
     "description",
     "max_tasks",
@@ -198,6 +200,10 @@ def load_toml(path: Path) -> tuple[list[WorkerConfig], dict[str, Any]]:
         replicas = int(table.get("replicas", 1))
         for index in range(replicas):
             kwargs = {k: table[k] for k in _WORKER_KEYS if k in table}
+            if "openai" in table:
+                # A proxy to an OpenAI-compatible server is an LLM: say so, so that the
+                # integrations' prompted tool calling turns on for it by default.
+                kwargs.setdefault("capability", "llm")
             if "seed" in kwargs and replicas > 1:
                 kwargs["seed"] = f"{kwargs['seed']}:{index}"
             if "key_file" in table:

@@ -6,10 +6,12 @@ Also the `planner` demo agent, which reads the same contract back from a prompt.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import agentfm
+from agentfm.mesh._config import load_toml
 from agentfm.mesh.demo_agents import plan_reply
 from agentfm_integrations import _tool_calling as tc
 
@@ -272,3 +274,21 @@ def test_planner_structured_and_its_mistakes() -> None:
 
 def test_planner_without_contract_says_so() -> None:
     assert plan_reply("user: hi\n\nassistant:").startswith("planner: no reply contract")
+
+
+def test_toml_capability_and_openai_default(tmp_path: Path) -> None:
+    path = tmp_path / "mesh.toml"
+    path.write_text(
+        '[[workers]]\nname = "ollama"\nengine = "llama3.2"\n'
+        'openai = { base_url = "http://127.0.0.1:9/v1", model = "llama3.2" }\n'
+        '[[workers]]\nname = "brain"\nengine = "rules"\ndemo = "planner"\n'
+        'capability = "tool-calling"\n'
+        '[[workers]]\nname = "echo"\nengine = "echo"\ndemo = "echo"\n'
+    )
+    workers, _ = load_toml(path)
+    assert [w.capability for w in workers] == ["llm", "tool-calling", None]
+    assert [tc.advertises_prompted_tools(w.capability, w.engine) for w in workers] == [
+        True,
+        True,
+        False,
+    ]
