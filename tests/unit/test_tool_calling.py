@@ -6,7 +6,7 @@ Also the `planner` demo agent, which reads the same contract back from a prompt.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +14,9 @@ import agentfm
 from agentfm.mesh._config import load_toml
 from agentfm.mesh.demo_agents import plan_reply
 from agentfm_integrations import _tool_calling as tc
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ADD = tc.ToolSpec(
     "add",
