@@ -134,11 +134,6 @@ class Prompted:
         parallel = kwargs.get("parallel_tool_calls") is not False
         return cls(tools, choice, parallel, schema)
 
-    @property
-    def mode(self) -> str:
-        """``structured`` or ``tools``."""
-        return "structured" if self.schema is not None else "tools"
-
     def prompt(self, messages: Sequence[BaseMessage]) -> str:
         """The one prompt string the worker gets: contract, then the conversation."""
         turns = to_turns(messages)
