@@ -47,7 +47,8 @@ class ClientHolder:
     """Build the sync client once and async clients on demand, from one set of settings.
 
     httpx async connections belong to the loop that opened them, so `async_` keeps one async
-    client per event loop and `async_scope` builds one per call. Clients passed in by the
+    client (one connection pool) per event loop, reused by every call made on that loop;
+    `aclose` closes the running loop's one. Clients passed in by the
     caller are used as they are (build them with ``routing_warning=False`` to silence the
     by-name routing warning) and never closed here.
     """
@@ -89,7 +90,7 @@ class ClientHolder:
         return aclient
 
     def async_scope(self) -> AsyncScope:
-        """``async with holder.async_scope() as client``: the caller's client or a fresh one."""
+        """``async with holder.async_scope() as client``: the caller's or this loop's client."""
         return AsyncScope(self)
 
     def close(self) -> None:
@@ -108,18 +109,18 @@ class ClientHolder:
 
 
 class AsyncScope:
-    """Yield the caller's async client, or a fresh one closed on exit."""
+    """Yield the caller's async client, or the one this holder keeps for the running loop.
+
+    Nothing is closed on exit: building a client (and its connection pool) per call costs
+    a TCP and TLS handshake each time, so the per-loop client lives until `ClientHolder.aclose`
+    or until its loop is garbage-collected.
+    """
 
     def __init__(self, holder: ClientHolder) -> None:
         self._holder = holder
-        self._own: AsyncAgentFMClient | None = None
 
     async def __aenter__(self) -> AsyncAgentFMClient:
-        if self._holder.given_async is not None:
-            return self._holder.given_async
-        self._own = AsyncAgentFMClient(**self._holder.settings)
-        return self._own
+        return self._holder.async_
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._own is not None:
-            await self._own.aclose()
+        return None

@@ -23,8 +23,9 @@ TOML format (relative paths are resolved against the file's folder)::
     max_tasks = 2
     replicas = 2                   # optional: start this many identical workers
     seed = "any text"              # optional identity seed (else key_dir, else random)
+    capability = "tool-calling"    # optional tag (default: kebab-case name; "llm" for openai)
     # exactly one agent kind:
-    demo = "echo"                  # echo | writer | summarizer
+    demo = "echo"                  # echo | writer | summarizer | planner
     # command = ["python3", "agent.py"]   + optional timeout = 60, env = {K = "V"}, cwd = "."
     # openai = { base_url = "http://127.0.0.1:11434/v1", model = "llama3.2", api_key_env = "KEY" }
     # callable = "package.module:function"
@@ -44,7 +45,7 @@ from agentfm.mesh.agents import Agent, AgentContext, CallableAgent, CommandAgent
 # tomllib is 3.11+; on 3.10 the API-identical tomli backport is used.
 tomllib: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
 
-DEMO_AGENTS = ("echo", "writer", "summarizer")
+DEMO_AGENTS = ("echo", "writer", "summarizer", "planner")
 
 
 def _summarize(prompt: str, ctx: AgentContext) -> str:
@@ -53,11 +54,17 @@ def _summarize(prompt: str, ctx: AgentContext) -> str:
     return summarize(prompt)
 
 
+def _plan(prompt: str, ctx: AgentContext) -> str:
+    from agentfm.mesh.demo_agents import plan_reply
+
+    return plan_reply(prompt)
+
+
 def demo_agent(kind: str) -> Agent:
     """The agent behind a demo worker kind.
 
     ``echo`` and ``writer`` are subprocess agents (as real workers run containers);
-    ``summarizer`` runs in-process.
+    ``summarizer`` and ``planner`` run in-process.
     """
     from agentfm.mesh.embedded import python_agent_argv
 
@@ -67,11 +74,14 @@ def demo_agent(kind: str) -> Agent:
         return CommandAgent(python_agent_argv("writer"), timeout=60)
     if kind == "summarizer":
         return CallableAgent(_summarize)
+    if kind == "planner":
+        return CallableAgent(_plan)
     raise ValueError(f"unknown demo agent {kind!r}; choose one of {', '.join(DEMO_AGENTS)}")
 
 
 def demo_workers() -> list[WorkerConfig]:
-    """The demo mesh: two ``echo`` workers, a ``writer`` and an extractive ``summarizer``."""
+    """The demo mesh: two ``echo`` workers, a ``writer``, an extractive ``summarizer`` and a
+    ``planner`` (a deterministic stand-in for an LLM that follows a tool-calling contract)."""
     return [
         WorkerConfig(
             "echo",
@@ -104,6 +114,16 @@ def demo_workers() -> list[WorkerConfig]:
             description="Extractive summary: the most representative sentences, no model.",
             max_tasks=4,
             seed="agentfm-demo:summarizer:0",
+        ),
+        WorkerConfig(
+            "planner",
+            "planner",
+            demo_agent("planner"),
+            description="Follows the prompted tool-calling and JSON-schema reply contract "
+            "deterministically, no model.",
+            max_tasks=8,
+            seed="agentfm-demo:planner:0",
+            capability="tool-calling",
         ),
     ]
 
@@ -143,6 +163,7 @@ def _agent_from_table(table: dict[str, Any], base: Path) -> Agent:
 
 
 _WORKER_KEYS = (
+    "capability",
     "author",
     "description",
     "max_tasks",
@@ -184,6 +205,10 @@ def load_toml(path: Path) -> tuple[list[WorkerConfig], dict[str, Any]]:
         replicas = int(table.get("replicas", 1))
         for index in range(replicas):
             kwargs = {k: table[k] for k in _WORKER_KEYS if k in table}
+            if "openai" in table:
+                # A proxy to an OpenAI-compatible server is an LLM: say so, so that the
+                # integrations' prompted tool calling turns on for it by default.
+                kwargs.setdefault("capability", "llm")
             if "seed" in kwargs and replicas > 1:
                 kwargs["seed"] = f"{kwargs['seed']}:{index}"
             if "key_file" in table:

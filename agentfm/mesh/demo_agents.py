@@ -109,6 +109,248 @@ def write_answer(prompt: str, output_dir: str) -> str:
     return f"wrote answer.md ({len(body.encode())} bytes)\n"
 
 
+# --------------------------------------------------------------------------------------
+# planner: a deterministic stand-in for an instruction-following LLM (prompted tool calling)
+
+_TAG = r"<{0}>(.*?)</{0}>"
+_SEGMENT = re.compile(r"(?:^|\n\n)(system|user|assistant|tool|developer|function):(?: |$)")
+_DIRECTIVE = re.compile(r"\[planner:([a-z-]+)\]")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+_QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"")
+_PHRASE = re.compile(r"\b(?:in|about|for|named|called|of)\s+(.+)$", re.IGNORECASE)
+_GENERIC_WORDS = frozenset(["get", "tool", "function", "run", "the", "my", "do", "make"])
+
+
+def _tag(prompt: str, name: str) -> object | None:
+    import json
+
+    found = re.search(_TAG.format(name), prompt, re.DOTALL)
+    if found is None:
+        return None
+    try:
+        value: object = json.loads(found.group(1))
+    except ValueError:
+        return found.group(1).strip()
+    return value
+
+
+def _segments(prompt: str) -> list[tuple[str, str]]:
+    """Split the gateway's flattened chat (``role: content`` blocks) back into messages."""
+    parts = _SEGMENT.split(prompt)
+    pairs = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
+    if pairs and pairs[-1] == ("assistant", ""):
+        pairs.pop()
+    return pairs
+
+
+def _call_syntax(text: str, name: str) -> list[str] | None:
+    """The raw arguments of ``name(...)`` written in the text, or None."""
+    found = re.search(re.escape(name) + r"\(([^)]*)\)", text)
+    if found is None:
+        return None
+    inner = found.group(1).strip()
+    return [a.strip() for a in inner.split(",")] if inner else []
+
+
+def _literal(raw: str) -> object:
+    import json
+
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.strip("'\"")
+
+
+def _mentions(text: str, name: str) -> int | None:
+    """Where the text first refers to a tool: by call, by name, or by a distinctive word."""
+    at = text.find(name)
+    if at != -1:
+        return at
+    lowered = text.lower()
+    words = [w for w in re.split(r"[_\-]+", name.lower()) if len(w) > 3]
+    hits = [lowered.find(w) for w in words if w not in _GENERIC_WORDS and w in lowered]
+    return min(hits) if hits else None
+
+
+class _Filler:
+    """Fill a tool's required arguments from the request, or from the last tool result."""
+
+    def __init__(self, request: str, last_result: str | None) -> None:
+        self.request = request
+        self.numbers = [float(n) if "." in n else int(n) for n in _NUMBER.findall(request)]
+        self.last_result = last_result
+
+    def text(self, key: str) -> str:
+        import json
+
+        if self.last_result is not None:
+            try:
+                parsed = json.loads(self.last_result)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and key in parsed:
+                return str(parsed[key])
+            return self.last_result
+        quoted = _QUOTED.search(self.request)
+        if quoted:
+            return quoted.group(1) or quoted.group(2)
+        phrase = _PHRASE.search(self.request)
+        if phrase:
+            return phrase.group(1).strip().rstrip("?.!")
+        return self.request.strip() or key
+
+    def value(self, key: str, schema: dict[str, object]) -> object:
+        options = schema.get("anyOf") or schema.get("oneOf")
+        if isinstance(options, list):
+            typed = [o for o in options if isinstance(o, dict) and o.get("type") != "null"]
+            if typed:
+                return self.value(key, typed[0])
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            return enum[0]
+        kind = schema.get("type")
+        if kind in ("integer", "number"):
+            if self.numbers:
+                number = self.numbers.pop(0)
+                return int(number) if kind == "integer" else number
+            low, above = schema.get("minimum"), schema.get("exclusiveMinimum")
+            if isinstance(low, (int, float)) and low > 1:
+                return int(low)
+            if isinstance(above, (int, float)) and above >= 1:
+                return int(above) + 1
+            return 1
+        if kind == "boolean":
+            return True
+        if kind == "array":
+            items = schema.get("items")
+            return [self.value(key, items)] if isinstance(items, dict) else []
+        if kind == "object":
+            return _fill_object(schema, self)
+        return self.text(key)
+
+
+def _fill_object(schema: dict[str, object], filler: _Filler) -> dict[str, object]:
+    props = schema.get("properties")
+    props = props if isinstance(props, dict) else {}
+    required = schema.get("required")
+    needed = required if isinstance(required, list) else list(props)
+    return {k: filler.value(k, props.get(k) or {}) for k in needed}
+
+
+def _arguments(tool: dict[str, object], request: str, last_result: str | None) -> dict[str, object]:
+    name = str(tool.get("name"))
+    schema = tool.get("parameters")
+    schema = schema if isinstance(schema, dict) else {}
+    props = schema.get("properties")
+    keys = list(props) if isinstance(props, dict) else []
+    args: dict[str, object] = {}
+    written = _call_syntax(request, name)
+    if written is not None:
+        for position, raw in enumerate(written):
+            key, sep, value = raw.partition("=")
+            if sep and key.strip() in keys:
+                args[key.strip()] = _literal(value.strip())
+            elif position < len(keys):
+                args[keys[position]] = _literal(raw)
+        return args
+    return _fill_object(schema, _Filler(request, last_result))
+
+
+def _break_types(values: dict[str, object]) -> dict[str, object]:
+    """The small-model slip: the first argument with the wrong JSON type."""
+    broken = dict(values)
+    for key, value in broken.items():
+        broken[key] = "three" if isinstance(value, (int, float)) else 42
+        break
+    return broken
+
+
+def _dress(reply: str, mistakes: set[str]) -> str:
+    if "prose" in mistakes:
+        return f"Sure! Here is my answer:\n```json\n{reply}\n```\nHope that helps."
+    if "no-json" in mistakes:
+        return "I think the answer is obvious, so here it is in plain words.\n"
+    return reply
+
+
+def plan_reply(prompt: str) -> str:
+    """Answer a prompt that carries the integrations' reply contract, deterministically.
+
+    It reads ``<tools>``/``<tool_choice>`` or ``<schema>`` from the prompt and answers with
+    the contract's JSON: the next tool the request mentions (by ``name(args)``, by name or
+    by a distinctive word of the name), with arguments taken from the request or from the
+    previous tool result; a final answer once every mentioned tool has answered; or an
+    object valid for the schema. ``[planner:prose]``, ``[planner:wrong-type]``,
+    ``[planner:unknown-tool]`` and ``[planner:no-json]`` in the request make the mistakes a
+    small model makes; they stop after a ``<correction>`` unless ``[planner:stubborn]``.
+    """
+    import json
+
+    segments = _segments(prompt)
+    requests = [
+        i
+        for i, (role, text) in enumerate(segments)
+        if role == "user" and "<correction>" not in text
+    ]
+    last = requests[-1] if requests else -1
+    request = segments[last][1] if last >= 0 else _plain_text(prompt)
+    mistakes = set(_DIRECTIVE.findall(request))
+    if "<correction>" in prompt and "stubborn" not in mistakes:
+        mistakes = set()
+    request = _DIRECTIVE.sub("", request).strip()
+
+    schema = _tag(prompt, "schema")
+    if isinstance(schema, dict):
+        value = _fill_object(schema, _Filler(request, None))
+        if "wrong-type" in mistakes:
+            value = _break_types(value)
+        return _dress(json.dumps(value, ensure_ascii=False), mistakes) + "\n"
+
+    tools = _tag(prompt, "tools")
+    if not isinstance(tools, list):
+        return f"planner: no reply contract in the prompt. You said: {request}\n"
+    by_name = {str(t.get("name")): t for t in tools if isinstance(t, dict)}
+    choice = str(_tag(prompt, "tool_choice") or "auto")
+    results: list[dict[str, object]] = []
+    called: set[str] = set()
+    for role, text in segments[last + 1 :]:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if role == "tool" and isinstance(data, dict) and isinstance(data.get("tool_result"), dict):
+            results.append(data["tool_result"])
+        elif role == "assistant" and isinstance(data, dict):
+            called.update(str(c.get("name")) for c in data.get("tool_calls", []))
+    called.update(str(r.get("name")) for r in results)
+    spots = {name: _mentions(request, name) for name in by_name}
+    wanted = sorted((at, name) for name, at in spots.items() if at is not None)
+    pending = [name for _, name in wanted if name not in called]
+    if choice in by_name:
+        target: str | None = choice
+    elif pending and choice != "none":
+        target = pending[0]
+    elif choice == "required":
+        target = wanted[0][1] if wanted else next(iter(by_name), None)
+    else:
+        target = None
+    if target is None:
+        if results:
+            answer = "; ".join(
+                f"{r.get('name')} returned {str(r.get('content')).strip()}" for r in results
+            )
+        else:
+            answer = f"No tool is needed for this. You said: {request}"
+        return _dress(json.dumps({"final_answer": answer}, ensure_ascii=False), mistakes) + "\n"
+    last_result = str(results[-1].get("content")) if results else None
+    args = _arguments(by_name[target], request, last_result)
+    if "wrong-type" in mistakes:
+        args = _break_types(args)
+    name = "web_search" if "unknown-tool" in mistakes else target
+    reply = json.dumps({"tool_calls": [{"name": name, "arguments": args}]}, ensure_ascii=False)
+    return _dress(reply, mistakes) + "\n"
+
+
 def main(argv: list[str]) -> int:
     """Subprocess entry point: ``<agent> <prompt>``, the prompt last as the worker passes it."""
     if len(argv) < 2:
@@ -124,6 +366,8 @@ def main(argv: list[str]) -> int:
         out.write(write_answer(prompt, os.environ.get("AGENTFM_OUTPUT_DIR", ".")))
     elif agent == "summarize":
         out.write(summarize(prompt))
+    elif agent == "planner":
+        out.write(plan_reply(prompt))
     else:
         sys.stderr.write(f"unknown demo agent {agent!r}\n")
         return 2

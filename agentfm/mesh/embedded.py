@@ -132,7 +132,7 @@ class EmbeddedMesh:
     # -- construction helpers -------------------------------------------------------------
     @classmethod
     def demo(cls, **kwargs: Any) -> EmbeddedMesh:
-        """A mesh with the built-in demo workers: two ``echo``, ``writer`` and ``summarizer``."""
+        """A mesh with the demo workers: two ``echo``, ``writer``, ``summarizer``, ``planner``."""
         from agentfm.mesh._config import demo_workers
 
         return cls(demo_workers(), **kwargs)

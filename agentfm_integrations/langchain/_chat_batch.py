@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         CallbackManagerForLLMRun,
     )
     from langchain_core.language_models import LanguageModelInput
-    from langchain_core.messages import AIMessage
+    from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.runnables import RunnableConfig
 
     import agentfm
@@ -81,7 +81,19 @@ class ScatterBatchChatModel(BaseChatModel):
             async_api=async_api, run_manager=run_manager, **kwargs
         )
 
-    def _scatter_prompts(self, inputs: Sequence[LanguageModelInput]) -> list[str] | None:
+    def _batch_prompt(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
+        """The task prompt of one batch input (``kwargs``: the bound and per-call ones)."""
+        return to_prompt(messages)
+
+    def _before_scatter(self, kwargs: dict[str, Any]) -> None:
+        """Refuse a batch the model cannot serve, before any task is sent (sync path)."""
+
+    async def _abefore_scatter(self, kwargs: dict[str, Any]) -> None:
+        """Async twin of `_before_scatter`."""
+
+    def _scatter_prompts(
+        self, inputs: Sequence[LanguageModelInput], kwargs: dict[str, Any]
+    ) -> list[str] | None:
         """Return one prompt per input when this batch should be one scatter, else None."""
         if not self.use_scatter or len(inputs) < 2 or self.rate_limiter is not None:
             return None
@@ -89,7 +101,9 @@ class ScatterBatchChatModel(BaseChatModel):
         if isinstance(self.cache, BaseCache) or (self.cache is None and get_llm_cache()):
             return None
         try:
-            return [to_prompt(self._convert_input(i).to_messages()) for i in inputs]
+            return [
+                self._batch_prompt(self._convert_input(i).to_messages(), kwargs) for i in inputs
+            ]
         except (ValueError, TypeError):
             # Let core's per-input path raise the conversion error for the item at fault.
             return None
@@ -110,9 +124,10 @@ class ScatterBatchChatModel(BaseChatModel):
         """
         if not inputs:
             return []
-        prompts = self._scatter_prompts(inputs)
+        prompts = self._scatter_prompts(inputs, kwargs)
         if prompts is None:
             return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        self._before_scatter(kwargs)
         configs = get_config_list(config, len(inputs))
         with _batch.ScatterJob(self, prompts) as job:
             job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
@@ -131,11 +146,12 @@ class ScatterBatchChatModel(BaseChatModel):
         """Async twin of `batch`: one scatter, one LLM run per input."""
         if not inputs:
             return []
-        prompts = self._scatter_prompts(inputs)
+        prompts = self._scatter_prompts(inputs, kwargs)
         if prompts is None:
             return await super().abatch(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
+        await self._abefore_scatter(kwargs)
         configs = get_config_list(config, len(inputs))
         async with self._async_client() as client:
             with _batch.ScatterJob(self, prompts) as job:
@@ -177,12 +193,13 @@ class ScatterBatchChatModel(BaseChatModel):
     ) -> Iterator[tuple[int, AIMessage | Exception]]:
         """Like `batch` (one scatter), yielding ``(index, result)`` as items finish."""
         core: Any = super()
-        prompts = self._scatter_prompts(inputs) if inputs else None
+        prompts = self._scatter_prompts(inputs, kwargs) if inputs else None
         if prompts is None:
             yield from core.batch_as_completed(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
             return
+        self._before_scatter(kwargs)
         configs = get_config_list(config, len(inputs))
         with _batch.ScatterJob(self, prompts) as job:
             job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
@@ -220,13 +237,14 @@ class ScatterBatchChatModel(BaseChatModel):
     ) -> AsyncIterator[tuple[int, AIMessage | Exception]]:
         """Async twin of `batch_as_completed`."""
         core: Any = super()
-        prompts = self._scatter_prompts(inputs) if inputs else None
+        prompts = self._scatter_prompts(inputs, kwargs) if inputs else None
         if prompts is None:
             async for item in core.abatch_as_completed(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             ):
                 yield item
             return
+        await self._abefore_scatter(kwargs)
         configs = get_config_list(config, len(inputs))
         async with self._async_client() as client:
             with _batch.ScatterJob(self, prompts) as job:

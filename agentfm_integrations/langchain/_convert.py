@@ -6,7 +6,6 @@ from both their sync and async paths, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,6 +31,7 @@ from langchain_core.messages import (
 )
 
 import agentfm
+from agentfm_integrations._usage import estimate_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -45,9 +45,6 @@ PROVIDER = "agentfm"
 
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 """Tool names every major chat-model provider accepts."""
-
-_CHARS_PER_TOKEN = 4
-"""Rough English average; only used when the gateway reports no usage."""
 
 
 # --------------------------------------------------------------------------------------
@@ -175,11 +172,6 @@ class StopScanner:
 
 # --------------------------------------------------------------------------------------
 # usage and metadata
-
-
-def estimate_tokens(text: str) -> int:
-    """Estimate a token count from characters (about four per token)."""
-    return math.ceil(len(text) / _CHARS_PER_TOKEN) if text else 0
 
 
 def estimated_usage(prompt: str, completion: str) -> UsageMetadata:

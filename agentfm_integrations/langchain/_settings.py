@@ -10,7 +10,8 @@ from langchain_core.utils import from_env, secret_from_env
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from agentfm_integrations._clients import client_kwargs
-from agentfm_integrations.langchain._convert import PROVIDER, estimate_tokens
+from agentfm_integrations._usage import estimate_tokens
+from agentfm_integrations.langchain._convert import PROVIDER
 
 
 class MeshSettings(BaseModel):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import Field, PrivateAttr
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, Field, PrivateAttr
 
 import agentfm
 from agentfm_integrations import _routing
+from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import AsyncScope, ClientHolder
 from agentfm_integrations.langchain import _batch
 from agentfm_integrations.langchain._chat_batch import ScatterBatchChatModel
@@ -22,17 +24,27 @@ from agentfm_integrations.langchain._convert import (
     to_prompt,
     truncate_at_stop,
 )
+from agentfm_integrations.langchain._prompted import (
+    SCHEMA_KEY,
+    Prompted,
+    PromptedStructuredOutput,
+    output_schema,
+    tool_chunk,
+    tool_spec,
+)
 from agentfm_integrations.langchain._settings import RoutedModel
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
+    import builtins
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
     from langchain_core.callbacks import (
         AsyncCallbackManagerForLLMRun,
         CallbackManagerForLLMRun,
     )
-    from langchain_core.language_models import LangSmithParams
-    from langchain_core.runnables import RunnableConfig
+    from langchain_core.language_models import LangSmithParams, LanguageModelInput
+    from langchain_core.runnables import Runnable, RunnableConfig
+    from langchain_core.tools import BaseTool
 
 
 class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
@@ -51,7 +63,11 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
     Files an agent produces are downloaded and listed by reference under
     ``response_metadata["agentfm"]["files"]`` (path, mime type, size, sha256).
 
-    Tool calling and structured output are not offered: mesh agents take a plain prompt.
+    Tool calling (`bind_tools`) and structured output (`with_structured_output`) are
+    *prompted*: the gateway carries one prompt string, so the tools' schemas, the
+    conversation and a JSON reply contract go into the prompt and the reply is parsed and
+    validated here (``response_metadata["agentfm"]["prompted"]`` says so). This only works
+    when the worker is an instruction-following LLM; ``prompted_tools`` turns it on or off.
 
     Example:
         ```python
@@ -75,15 +91,27 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
     client: agentfm.AgentFMClient | None = Field(default=None, exclude=True, repr=False)
     """A sync SDK client to share; one is built from the settings otherwise."""
     async_client: agentfm.AsyncAgentFMClient | None = Field(default=None, exclude=True, repr=False)
-    """An async SDK client to share; one per call is built from the settings otherwise."""
+    """An async SDK client to share; one per event loop is built from the settings otherwise."""
+    prompted_tools: bool | None = None
+    """Prompted tool calling and structured output. None (default): on when every worker
+    matching ``model`` advertises an instruction-following capability (``tool-calling``,
+    ``llm``, ``instruct``…) or an ``…instruct…`` engine; False refuses them clearly."""
+    max_reasks: int = Field(default=2, ge=0)
+    """Structured output: how many times an invalid answer is re-asked with its error."""
 
     _holder: ClientHolder | None = PrivateAttr(default=None)
+    _prompted_ok: dict[str, bool] = PrivateAttr(default_factory=dict)
 
     # ---------------------------------------------------------------- identity / tracing
 
     @property
     def _llm_type(self) -> str:
         return "agentfm-chat"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """Serialisable with `langchain_core.load.dumpd`; the key goes to ``lc_secrets``."""
+        return True
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = self._ls_params("chat", self._stop(stop), kwargs)
@@ -106,8 +134,8 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         return self._clients().sync
 
     def _async_client(self) -> AsyncScope:
-        # A fresh async client per call keeps connection pools off event loops they were
-        # not made on (``asyncio.run`` twice, per-test loops).
+        # One async client (one pool) per event loop: connections stay on the loop that
+        # opened them (``asyncio.run`` twice, per-test loops) and are reused across calls.
         return self._clients().async_scope()
 
     def close(self) -> None:
@@ -134,6 +162,129 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         async with self._async_client() as client:
             return await client.peers.comment(_served_by(served), comment, rating=rating)
 
+    async def aclose(self) -> None:
+        """Close the async SDK client this model built for the running event loop."""
+        if self._holder is not None:
+            await self._holder.aclose()
+
+    # ---------------------------------------------------------------- prompted tools
+
+    def _refuse_prompted(self, model: str) -> ValueError:
+        return ValueError(
+            f"prompted tool calling / structured output is off for model {model!r}: its "
+            "workers do not advertise an instruction-following LLM (capability such as "
+            "'tool-calling' or 'llm'). Pass prompted_tools=True to ChatAgentFM if they are one."
+        )
+
+    def _prompted_decision(self, model: str, workers: Sequence[agentfm.WorkerProfile]) -> bool:
+        # No match: let the task itself fail with the gateway's model_not_found.
+        ok = not workers or all(
+            tc.advertises_prompted_tools(w.agent_capability, w.model) for w in workers
+        )
+        self._prompted_ok[model] = ok
+        return ok
+
+    def _check_prompted(self, request: Prompted | None, model: str) -> None:
+        if request is None or self.prompted_tools is True:
+            return
+        if self.prompted_tools is None:
+            ok = self._prompted_ok.get(model)
+            if ok is None:
+                ok = self._prompted_decision(model, self._sync_client().workers.match(model))
+            if ok:
+                return
+        raise self._refuse_prompted(model)
+
+    async def _acheck_prompted(self, request: Prompted | None, model: str) -> None:
+        if request is None or self.prompted_tools is True:
+            return
+        if self.prompted_tools is None:
+            ok = self._prompted_ok.get(model)
+            if ok is None:
+                workers = await self._clients().async_.workers.match(model)
+                ok = self._prompted_decision(model, workers)
+            if ok:
+                return
+        raise self._refuse_prompted(model)
+
+    @staticmethod
+    def _task_prompt(messages: list[BaseMessage], request: Prompted | None) -> str:
+        return to_prompt(messages) if request is None else request.prompt(messages)
+
+    def bind_tools(
+        self,
+        tools: Sequence[builtins.dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: builtins.dict[str, Any] | str | bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Offer tools to the model through the prompt (prompted tool calling).
+
+        The reply is parsed into ``AIMessage.tool_calls`` (with ids) after each call's
+        arguments are validated against its tool's schema; what does not validate lands in
+        ``invalid_tool_calls`` with the reason. ``tool_choice`` may be ``"auto"``,
+        ``"any"``/``"required"``/True, ``"none"``, a tool name or an OpenAI-style dict; it is
+        stated in the prompt and checked on the reply. ``strict`` is accepted for
+        compatibility: arguments are always validated. ``bind_tools([])`` binds nothing.
+
+        Raises:
+            ValueError: ``prompted_tools`` is False, or ``tool_choice`` names an unbound tool.
+        """
+        del strict  # validation is always strict
+        if not tools:
+            return self.bind(**kwargs)
+        if self.prompted_tools is False:
+            raise self._refuse_prompted(self.model_name)
+        specs = [convert_to_openai_tool(t) for t in tools]
+        tc.normalize_tool_choice(tool_choice, [tool_spec(t) for t in specs])
+        bound: dict[str, Any] = {"tools": specs, **kwargs}
+        if tool_choice is not None:
+            bound["tool_choice"] = tool_choice
+        if parallel_tool_calls is not None:
+            bound["parallel_tool_calls"] = parallel_tool_calls
+        return self.bind(**bound)
+
+    def with_structured_output(
+        self,
+        schema: builtins.dict[str, Any] | type | None = None,
+        *,
+        include_raw: bool = False,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, builtins.dict[str, Any] | BaseModel]:
+        """Answer with an object of ``schema`` (pydantic class, TypedDict or JSON Schema).
+
+        The schema goes into the prompt; the reply is parsed and validated, and an invalid
+        one is re-asked as a new task carrying the validation error, up to ``max_reasks``
+        times (in a batch, only the failed items; each round is one scatter). Then
+        `OutputParserException` is raised, or returned as ``parsing_error`` with
+        ``include_raw=True``. Every ``method`` works the same way here (prompted JSON);
+        ``json_mode`` accepts ``schema=None`` and returns any JSON object.
+
+        Raises:
+            ValueError: ``prompted_tools`` is False.
+        """
+        if self.prompted_tools is False:
+            raise self._refuse_prompted(self.model_name)
+        max_reasks = int(kwargs.pop("max_reasks", self.max_reasks))
+        target, reported = output_schema(schema)
+        bound = self.bind(
+            **{
+                SCHEMA_KEY: dict(target.json_schema),
+                "ls_structured_output_format": {
+                    "kwargs": {"method": method, "strict": strict},
+                    "schema": reported,
+                },
+            },
+            **kwargs,
+        )
+        return PromptedStructuredOutput(
+            self, bound, target, include_raw=include_raw, max_reasks=max_reasks
+        )
+
     # ---------------------------------------------------------------- helpers
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
@@ -151,21 +302,34 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         files: Sequence[agentfm.FileRef],
         attempts: int | None,
         peers_tried: Sequence[str] | None,
+        request: Prompted | None = None,
     ) -> ChatResult:
         text, _ = truncate_at_stop(text, stop)
-        message = AIMessage(
-            content=text,
-            usage_metadata=estimated_usage(prompt, text),
-            response_metadata=response_metadata(
-                model=model,
-                peer_id=peer_id,
-                task_id=task_id,
-                finish_reason="stop",
-                files=files,
-                attempts=attempts,
-                peers_tried=peers_tried,
-            ),
+        meta = response_metadata(
+            model=model,
+            peer_id=peer_id,
+            task_id=task_id,
+            finish_reason="stop",
+            files=files,
+            attempts=attempts,
+            peers_tried=peers_tried,
         )
+        if request is None:
+            message = AIMessage(
+                content=text, usage_metadata=estimated_usage(prompt, text), response_metadata=meta
+            )
+        else:
+            content, calls, invalid, info = request.parse(text)
+            meta[PROVIDER].update(info)
+            if calls:
+                meta["finish_reason"] = "tool_calls"
+            message = AIMessage(
+                content=content,
+                tool_calls=calls,
+                invalid_tool_calls=invalid,
+                usage_metadata=estimated_usage(prompt, text),
+                response_metadata=meta,
+            )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _from_scatter(
@@ -204,23 +368,40 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         model: str,
         end: _routing.StreamEnd,
         files: Sequence[agentfm.FileRef],
+        request: Prompted | None = None,
     ) -> ChatGenerationChunk:
         # Usage and metadata go on this one chunk only: merging chunks concatenates strings
         # and adds token counts.
+        meta = response_metadata(
+            model=model,
+            peer_id=end.peer_id,
+            task_id=end.task_id,
+            finish_reason="stop",
+            files=files,
+            attempts=end.attempts,
+            peers_tried=end.peers_tried,
+        )
+        usage = estimated_usage(prompt, text)
+        if request is None:
+            return ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="", chunk_position="last", usage_metadata=usage, response_metadata=meta
+                )
+            )
+        # A prompted reply is only known once whole: its text and every tool call arrive
+        # in this one chunk.
+        content, calls, invalid, info = request.parse(text)
+        meta[PROVIDER].update(info)
+        if calls:
+            meta["finish_reason"] = "tool_calls"
         return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
+            message=tool_chunk(
+                content,
+                calls,
+                invalid,
                 chunk_position="last",
-                usage_metadata=estimated_usage(prompt, text),
-                response_metadata=response_metadata(
-                    model=model,
-                    peer_id=end.peer_id,
-                    task_id=end.task_id,
-                    finish_reason="stop",
-                    files=files,
-                    attempts=end.attempts,
-                    peers_tried=end.peers_tried,
-                ),
+                usage_metadata=usage,
+                response_metadata=meta,
             )
         )
 
@@ -240,6 +421,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         model, stop = self._model(kwargs), self._stop(stop)
+        request = Prompted.from_kwargs(kwargs)
         item = _batch.lookup(self, run_manager)
         if item is not None:
             job, index = item
@@ -247,8 +429,11 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 scattered = job.result(index)
             except agentfm.AgentFMError as exc:
                 raise to_model_error(exc) from exc
-            return self._from_scatter(job, index, scattered, model=model, stop=stop)
-        prompt = to_prompt(messages)
+            return self._from_scatter(
+                job, index, scattered, model=model, stop=stop, request=request
+            )
+        self._check_prompted(request, model)
+        prompt = self._task_prompt(messages, request)
         try:
             result, tried = _routing.run_task(
                 self._sync_client(),
@@ -260,7 +445,9 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             )
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._from_task(result, tried, prompt=prompt, model=model, stop=stop)
+        return self._from_task(
+            result, tried, prompt=prompt, model=model, stop=stop, request=request
+        )
 
     async def _agenerate(
         self,
@@ -270,6 +457,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         model, stop = self._model(kwargs), self._stop(stop)
+        request = Prompted.from_kwargs(kwargs)
         item = _batch.lookup(self, run_manager)
         if item is not None:
             job, index = item
@@ -277,8 +465,11 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 scattered = await job.aresult(index)
             except agentfm.AgentFMError as exc:
                 raise to_model_error(exc) from exc
-            return self._from_scatter(job, index, scattered, model=model, stop=stop)
-        prompt = to_prompt(messages)
+            return self._from_scatter(
+                job, index, scattered, model=model, stop=stop, request=request
+            )
+        await self._acheck_prompted(request, model)
+        prompt = self._task_prompt(messages, request)
         try:
             async with self._async_client() as client:
                 result, tried = await _routing.arun_task(
@@ -291,7 +482,9 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 )
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._from_task(result, tried, prompt=prompt, model=model, stop=stop)
+        return self._from_task(
+            result, tried, prompt=prompt, model=model, stop=stop, request=request
+        )
 
     def _stream(
         self,
@@ -300,7 +493,9 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        model, prompt = self._model(kwargs), to_prompt(messages)
+        model, request = self._model(kwargs), Prompted.from_kwargs(kwargs)
+        self._check_prompted(request, model)
+        prompt = self._task_prompt(messages, request)
         scan = StopScanner(self._stop(stop))
         client = self._sync_client()
         emitted: list[str] = []
@@ -317,7 +512,9 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 if isinstance(event, _routing.StreamEnd):
                     end = event
                     break
-                if text := scan.feed(event):
+                if (text := scan.feed(event)) and request is not None:
+                    emitted.append(text)  # a prompted reply is parsed once whole
+                elif text:
                     emitted.append(text)
                     chunk = self._text_chunk(text)
                     if run_manager is not None:
@@ -328,9 +525,15 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             raise to_model_error(exc) from exc
         if tail := scan.flush():
             emitted.append(tail)
-            yield self._text_chunk(tail)
+            if request is None:
+                yield self._text_chunk(tail)
         yield self._last_chunk(
-            prompt=prompt, text="".join(emitted), model=model, end=end, files=files
+            prompt=prompt,
+            text="".join(emitted),
+            model=model,
+            end=end,
+            files=files,
+            request=request,
         )
 
     async def _astream(
@@ -340,7 +543,9 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        model, prompt = self._model(kwargs), to_prompt(messages)
+        model, request = self._model(kwargs), Prompted.from_kwargs(kwargs)
+        await self._acheck_prompted(request, model)
+        prompt = self._task_prompt(messages, request)
         scan = StopScanner(self._stop(stop))
         emitted: list[str] = []
         try:
@@ -357,7 +562,9 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                     if isinstance(event, _routing.StreamEnd):
                         end = event
                         break
-                    if text := scan.feed(event):
+                    if (text := scan.feed(event)) and request is not None:
+                        emitted.append(text)  # a prompted reply is parsed once whole
+                    elif text:
                         emitted.append(text)
                         chunk = self._text_chunk(text)
                         if run_manager is not None:
@@ -368,12 +575,27 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             raise to_model_error(exc) from exc
         if tail := scan.flush():
             emitted.append(tail)
-            yield self._text_chunk(tail)
+            if request is None:
+                yield self._text_chunk(tail)
         yield self._last_chunk(
-            prompt=prompt, text="".join(emitted), model=model, end=end, files=files
+            prompt=prompt,
+            text="".join(emitted),
+            model=model,
+            end=end,
+            files=files,
+            request=request,
         )
 
     # ---------------------------------------------------------------- scatter batch
+
+    def _batch_prompt(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
+        return self._task_prompt(messages, Prompted.from_kwargs(kwargs))
+
+    def _before_scatter(self, kwargs: dict[str, Any]) -> None:
+        self._check_prompted(Prompted.from_kwargs(kwargs), self._model(kwargs))
+
+    async def _abefore_scatter(self, kwargs: dict[str, Any]) -> None:
+        await self._acheck_prompted(Prompted.from_kwargs(kwargs), self._model(kwargs))
 
     def _scatter_settings(
         self, configs: Sequence[RunnableConfig], kwargs: dict[str, Any]

@@ -24,6 +24,7 @@ from agentfm_integrations.llama_index._convert import (
     scatter_error,
     scatter_meta,
 )
+from agentfm_integrations.llama_index._prompted import usage_kwargs
 
 if TYPE_CHECKING:
     import weakref
@@ -125,7 +126,7 @@ class BatchMethods:
     # -- per-item tracing ----------------------------------------------------------------------
 
     def _finish(
-        self, kind: Kind, result: ScatterResult, model: str, trace: ItemTrace
+        self, kind: Kind, result: ScatterResult, model: str, trace: ItemTrace, prompt: str
     ) -> CompletionResponse | ChatResponse | BaseException:
         if result.status != "success":
             error = scatter_error(result)
@@ -137,6 +138,7 @@ class BatchMethods:
             if kind == "completion"
             else chat_response(result.text, meta)
         )
+        response.additional_kwargs.update(usage_kwargs(prompt, result.text))
         trace.succeeded(response)
         return response
 
@@ -171,7 +173,9 @@ class BatchMethods:
         outputs: list[Any] = [None] * len(prompts)
         try:
             for result in self._scatter(model, prompts, max_concurrency):
-                outputs[result.index] = self._finish(kind, result, model, traces[result.index])
+                outputs[result.index] = self._finish(
+                    kind, result, model, traces[result.index], prompts[result.index]
+                )
         except BaseException as exc:
             for i, trace in enumerate(traces):
                 if outputs[i] is None:
@@ -194,7 +198,9 @@ class BatchMethods:
         outputs: list[Any] = [None] * len(prompts)
         try:
             async for result in self._ascatter(model, prompts, max_concurrency):
-                outputs[result.index] = self._finish(kind, result, model, traces[result.index])
+                outputs[result.index] = self._finish(
+                    kind, result, model, traces[result.index], prompts[result.index]
+                )
         except BaseException as exc:
             for i, trace in enumerate(traces):
                 if outputs[i] is None:

@@ -14,8 +14,12 @@ an engine name matches every such worker, least-loaded first.
   `coalesce_window_ms` is set, concurrent `acomplete`/`achat` calls run as one SDK
   scatter over all matching peers (see `_batch_methods.py`).
 
-Tool calling is not offered: the mesh ignores `tools`, so this is an `LLM`, not a
-`FunctionCallingLLM`.
+Tool calling and structured output are *prompted* (the mesh carries one prompt string and
+ignores `tools`): this is a `FunctionCallingLLM` whose `chat_with_tools` writes the tools'
+schemas and a JSON reply contract into the prompt and parses the reply into `ToolSelection`s,
+and whose `structured_predict` validates the answer and re-asks on failure. It only works
+with workers that are instruction-following LLMs, so `prompted_tools` (default: what the
+workers advertise) also decides `metadata.is_function_calling_model`.
 """
 
 from __future__ import annotations
@@ -33,13 +37,18 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
+    MessageRole,
+    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.llm import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.output_parsers.base import OutputParserException
 
 from agentfm import (
     AgentFMClient,
+    AgentFMError,
     AsyncAgentFMClient,
     CommentReceipt,
     FileRef,
@@ -47,6 +56,7 @@ from agentfm import (
     describe_files,
 )
 from agentfm_integrations import _routing
+from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import ClientHolder, client_kwargs
 from agentfm_integrations.llama_index._batch_methods import BatchMethods, chat_prompt
 from agentfm_integrations.llama_index._convert import (
@@ -54,11 +64,26 @@ from agentfm_integrations.llama_index._convert import (
     chat_response,
     completion_response,
 )
+from agentfm_integrations.llama_index._prompted import (
+    REQUEST_KEY,
+    ToolRequest,
+    prompt_for,
+    prompted_response,
+    tool_spec,
+    usage_kwargs,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator, Sequence
 
+    from llama_index.core.prompts import BasePromptTemplate
+    from llama_index.core.tools.types import BaseTool
+    from pydantic import BaseModel
+
+    from agentfm import WorkerProfile
     from agentfm_integrations.llama_index._batch import Coalescer
+
+    _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 __all__ = ["DEFAULT_CONTEXT_WINDOW", "DEFAULT_NUM_OUTPUT", "AgentFM"]
 
@@ -80,7 +105,7 @@ class _Wrap(Protocol[_ResponseT]):
     ) -> _ResponseT: ...
 
 
-class AgentFM(BatchMethods, LLM):
+class AgentFM(BatchMethods, FunctionCallingLLM):
     """Use agents on an AgentFM mesh as a LlamaIndex LLM.
 
     Example:
@@ -150,6 +175,17 @@ class AgentFM(BatchMethods, LLM):
     coalesce_max_batch: int = Field(
         default=64, gt=0, description="Flush a coalesced scatter early at this many prompts."
     )
+    prompted_tools: bool | None = Field(
+        default=None,
+        description="Prompted tool calling and structured output. None: on when every "
+        "worker matching `model` advertises an instruction-following capability "
+        "(tool-calling, llm, instruct...) or an ...instruct... engine (looked up once).",
+    )
+    max_reasks: int = Field(
+        default=2,
+        ge=0,
+        description="Structured output: re-asks of an invalid answer, with its error.",
+    )
 
     _clients: ClientHolder | None = PrivateAttr(default=None)
     _given: tuple[AgentFMClient | None, AsyncAgentFMClient | None] = PrivateAttr(
@@ -158,6 +194,7 @@ class AgentFM(BatchMethods, LLM):
     _coalescers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer] = PrivateAttr(
         default_factory=weakref.WeakKeyDictionary
     )
+    _prompted_ok: bool | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -193,7 +230,7 @@ class AgentFM(BatchMethods, LLM):
             context_window=self.context_window,
             num_output=self.num_output,
             is_chat_model=True,
-            is_function_calling_model=False,
+            is_function_calling_model=self._prompted_enabled(),
             model_name=self.model,
         )
 
@@ -257,6 +294,216 @@ class AgentFM(BatchMethods, LLM):
         if coalescer is not None:
             await coalescer.aclose()
         await self._holder().aclose()
+
+    # -- prompted tool calling ---------------------------------------------------------------
+
+    def _decide(self, workers: Sequence[WorkerProfile]) -> bool:
+        return bool(workers) and all(
+            tc.advertises_prompted_tools(w.agent_capability, w.model) for w in workers
+        )
+
+    def _prompted_enabled(self) -> bool:
+        """Whether prompted tools are on: the flag, else what the matching workers advertise.
+
+        The lookup runs once; when the gateway cannot be asked, the answer is False (not
+        confirmed) and is asked again next time.
+        """
+        if self.prompted_tools is not None:
+            return self.prompted_tools
+        if self._prompted_ok is None:
+            try:
+                # One quick probe (no retries): metadata is read often, also offline.
+                with self.client.with_options(retries=0) as probe:
+                    self._prompted_ok = self._decide(probe.workers.match(self.model))
+            except AgentFMError:
+                return False
+        return self._prompted_ok
+
+    async def _aprompted_enabled(self) -> bool:
+        if self.prompted_tools is not None or self._prompted_ok is not None:
+            return self._prompted_enabled()
+        try:
+            async with self.async_client.with_options(retries=0) as probe:
+                self._prompted_ok = self._decide(await probe.workers.match(self.model))
+        except AgentFMError:
+            return False
+        return self._prompted_ok
+
+    def _refusal(self) -> ValueError:
+        return ValueError(
+            f"prompted tool calling / structured output is off for model {self.model!r}: its "
+            "workers do not advertise an instruction-following LLM (capability such as "
+            "'tool-calling' or 'llm'). Pass prompted_tools=True to AgentFM if they are one."
+        )
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Put the tools and the tool choice into the chat kwargs (rendered per call)."""
+        del verbose
+        specs = [tool_spec(t) for t in tools]
+        choice = tc.normalize_tool_choice(kwargs.pop("tool_choice", None), specs)
+        if tool_required and choice.mode == "auto":
+            choice = tc.Choice("required")
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+        elif user_msg is not None:
+            messages.append(user_msg)
+        request = ToolRequest(specs, choice, allow_parallel_tool_calls) if specs else None
+        return {"messages": messages, REQUEST_KEY: request, **kwargs}
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The validated tool calls of a prompted reply, as `ToolSelection`s.
+
+        Raises:
+            ValueError: there is none and ``error_on_no_tool_call`` is set; the message
+                lists the invalid calls, if the model attempted any.
+        """
+        selections = [
+            ToolSelection(
+                tool_id=block.tool_call_id or tc.new_call_id(),
+                tool_name=block.tool_name,
+                tool_kwargs=block.tool_kwargs if isinstance(block.tool_kwargs, dict) else {},
+            )
+            for block in response.message.blocks
+            if isinstance(block, ToolCallBlock)
+        ]
+        if not selections and error_on_no_tool_call:
+            invalid = response.additional_kwargs.get("invalid_tool_calls") or []
+            detail = "; ".join(f"{c['name']}: {c['error']}" for c in invalid)
+            raise ValueError(
+                "expected at least one tool call" + (f" (invalid: {detail})" if detail else "")
+            )
+        return selections
+
+    def _request(self, kwargs: dict[str, Any]) -> ToolRequest | tc.OutputSchema | None:
+        request = kwargs.pop(REQUEST_KEY, None)
+        if request is not None and not self._prompted_enabled():
+            raise self._refusal()
+        return request  # type: ignore[no-any-return]
+
+    async def _arequest(self, kwargs: dict[str, Any]) -> ToolRequest | tc.OutputSchema | None:
+        request = kwargs.pop(REQUEST_KEY, None)
+        if request is not None and not await self._aprompted_enabled():
+            raise self._refusal()
+        return request  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _prompt(
+        messages: Sequence[ChatMessage], request: ToolRequest | tc.OutputSchema | None
+    ) -> str:
+        return chat_prompt(messages) if request is None else prompt_for(messages, request)
+
+    # -- structured output -------------------------------------------------------------------
+
+    def _structured_schema(self, output_cls: type[_ModelT]) -> tc.OutputSchema:
+        if not self._prompted_enabled():
+            raise self._refusal()
+        return tc.OutputSchema(
+            output_cls.__name__, output_cls.model_json_schema(), output_cls.model_validate
+        )
+
+    def _structured_failed(
+        self, schema: tc.OutputSchema, error: tc.StructuredOutputError
+    ) -> Exception:
+        return OutputParserException(
+            f"no valid {schema.name!r} after {self.max_reasks + 1} attempt(s): {error}\n"
+            f"last reply: {error.raw!r}"
+        )
+
+    @staticmethod
+    def _reask(
+        messages: list[ChatMessage], reply: str, error: tc.StructuredOutputError
+    ) -> list[ChatMessage]:
+        return [
+            *messages,
+            ChatMessage(role=MessageRole.ASSISTANT, content=reply),
+            ChatMessage(role=MessageRole.USER, content=tc.correction_text(str(error))),
+        ]
+
+    def structured_predict(
+        self,
+        output_cls: type[_ModelT],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> _ModelT:
+        """Answer with a validated ``output_cls``; re-ask an invalid answer with its error.
+
+        Each re-ask is a new task; after ``max_reasks`` of them LlamaIndex's
+        `OutputParserException` is raised. `as_structured_llm` goes through here too.
+        """
+        schema = self._structured_schema(output_cls)
+        messages = prompt.format_messages(llm=self, **prompt_args)
+        for attempt in range(self.max_reasks + 1):
+            reply = self.chat(messages, **{**(llm_kwargs or {}), REQUEST_KEY: schema})
+            text = reply.message.content or ""
+            try:
+                return tc.parse_structured(text, schema)  # type: ignore[no-any-return]
+            except tc.StructuredOutputError as exc:
+                if attempt == self.max_reasks:
+                    raise self._structured_failed(schema, exc) from exc
+                messages = self._reask(messages, text, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def astructured_predict(
+        self,
+        output_cls: type[_ModelT],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> _ModelT:
+        """Async twin of `structured_predict`."""
+        schema = self._structured_schema(output_cls)
+        messages = prompt.format_messages(llm=self, **prompt_args)
+        for attempt in range(self.max_reasks + 1):
+            reply = await self.achat(messages, **{**(llm_kwargs or {}), REQUEST_KEY: schema})
+            text = reply.message.content or ""
+            try:
+                return tc.parse_structured(text, schema)  # type: ignore[no-any-return]
+            except tc.StructuredOutputError as exc:
+                if attempt == self.max_reasks:
+                    raise self._structured_failed(schema, exc) from exc
+                messages = self._reask(messages, text, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stream_structured_predict(
+        self,
+        output_cls: type[_ModelT],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[_ModelT, None, None]:
+        """Yield the validated object once (a partial object would not validate)."""
+        yield self.structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+
+    async def astream_structured_predict(
+        self,
+        output_cls: type[_ModelT],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[_ModelT, None]:
+        """Async twin of `stream_structured_predict` (await it, then iterate)."""
+        result = await self.astructured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+
+        async def once() -> AsyncGenerator[_ModelT, None]:
+            yield result
+
+        return once()
 
     # -- one task on the native route ----------------------------------------------------------
 
@@ -337,40 +584,86 @@ class AgentFM(BatchMethods, LLM):
     def _run_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
         *_, last = self._iter_task(prompt, model, wrap)
         last.delta = None
-        return last
+        return _with_usage(last, prompt)
 
     async def _arun_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
         last = [r async for r in self._aiter_task(prompt, model, wrap)][-1]
         last.delta = None
-        return last
+        return _with_usage(last, prompt)
+
+    def _stream_task(
+        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
+    ) -> Generator[_ResponseT, None, None]:
+        for response in self._iter_task(prompt, model, wrap):
+            # The closing response (empty delta, after the task ended) carries the usage.
+            yield _with_usage(response, prompt) if response.delta == "" else response
+
+    async def _astream_task(
+        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
+    ) -> AsyncGenerator[_ResponseT, None]:
+        async for response in self._aiter_task(prompt, model, wrap):
+            yield _with_usage(response, prompt) if response.delta == "" else response
+
+    def _prompted_stream(
+        self, prompt: str, model: str, request: ToolRequest | tc.OutputSchema
+    ) -> Generator[ChatResponse, None, None]:
+        # A prompted reply is parsed once whole: its text and tool calls come in one piece.
+        done = prompted_response(self._run_task(prompt, model, chat_response), request)
+        done.delta = done.message.content or ""
+        yield done
+
+    async def _aprompted_stream(
+        self, prompt: str, model: str, request: ToolRequest | tc.OutputSchema
+    ) -> AsyncGenerator[ChatResponse, None]:
+        done = prompted_response(await self._arun_task(prompt, model, chat_response), request)
+        done.delta = done.message.content or ""
+        yield done
 
     # -- chat ------------------------------------------------------------------------------------
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Answer a conversation as one task; `model=` overrides the routing for this call."""
-        return self._run_task(chat_prompt(messages), self._route(kwargs), chat_response)
+        request = self._request(kwargs)
+        response = self._run_task(
+            self._prompt(messages, request), self._route(kwargs), chat_response
+        )
+        return response if request is None else prompted_response(response, request)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        """Stream a conversation's answer line by line; the last response carries the files."""
-        return self._iter_task(chat_prompt(messages), self._route(kwargs), chat_response)
+        """Stream a conversation's answer line by line; the last response carries the files.
+
+        With tools or a schema (prompted), the reply comes as one response once parsed.
+        """
+        request = self._request(kwargs)
+        prompt, model = self._prompt(messages, request), self._route(kwargs)
+        if request is not None:
+            return self._prompted_stream(prompt, model, request)
+        return self._stream_task(prompt, model, chat_response)
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Answer a conversation without blocking the event loop."""
-        model = self._route(kwargs)
+        model, request = self._route(kwargs), await self._arequest(kwargs)
+        prompt = self._prompt(messages, request)
         if self.coalesce_window_ms is not None:
-            result, meta = await self._coalesced(model, chat_prompt(messages))
-            return chat_response(result.text, meta)
-        return await self._arun_task(chat_prompt(messages), model, chat_response)
+            result, meta = await self._coalesced(model, prompt)
+            response = _with_usage(chat_response(result.text, meta), prompt)
+        else:
+            response = await self._arun_task(prompt, model, chat_response)
+        return response if request is None else prompted_response(response, request)
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Stream a conversation's answer without blocking the event loop."""
-        return self._aiter_task(chat_prompt(messages), self._route(kwargs), chat_response)
+        request = await self._arequest(kwargs)
+        prompt, model = self._prompt(messages, request), self._route(kwargs)
+        if request is not None:
+            return self._aprompted_stream(prompt, model, request)
+        return self._astream_task(prompt, model, chat_response)
 
     # -- completion --------------------------------------------------------------------------------
 
@@ -386,7 +679,7 @@ class AgentFM(BatchMethods, LLM):
     ) -> CompletionResponseGen:
         """Stream a task's output line by line; the last response carries the files."""
         text = self._completion_prompt(prompt, formatted)
-        return self._iter_task(text, self._route(kwargs), completion_response)
+        return self._stream_task(text, self._route(kwargs), completion_response)
 
     @llm_completion_callback()
     async def acomplete(
@@ -397,7 +690,7 @@ class AgentFM(BatchMethods, LLM):
         text = self._completion_prompt(prompt, formatted)
         if self.coalesce_window_ms is not None:
             result, meta = await self._coalesced(model, text)
-            return completion_response(result.text, meta)
+            return _with_usage(completion_response(result.text, meta), text)
         return await self._arun_task(text, model, completion_response)
 
     @llm_completion_callback()
@@ -406,7 +699,14 @@ class AgentFM(BatchMethods, LLM):
     ) -> CompletionResponseAsyncGen:
         """Stream a task's output without blocking the event loop."""
         text = self._completion_prompt(prompt, formatted)
-        return self._aiter_task(text, self._route(kwargs), completion_response)
+        return self._astream_task(text, self._route(kwargs), completion_response)
+
+
+def _with_usage(response: _ResponseT, prompt: str) -> _ResponseT:
+    """Add the estimated token counts (``usage_estimated`` is True: the gateway counts none)."""
+    text = response.message.content if isinstance(response, ChatResponse) else response.text
+    response.additional_kwargs.update(usage_kwargs(prompt, text or ""))
+    return response
 
 
 def _served(meta: ResponseMeta, end: _routing.StreamEnd) -> None:

@@ -342,6 +342,30 @@ def render_body() -> str:
             DOCUMENTED.add(name)
             w(f"### `{name}` = `{obj!r}`")
             w()
+    w("## Prompted tool calling and structured output")
+    w()
+    w(
+        "The gateway carries one prompt string and drops `tools`, `tool_choice` and "
+        "`response_format`, so `ChatAgentFM.bind_tools`/`with_structured_output` and "
+        "`AgentFM.chat_with_tools`/`structured_predict` are *prompted*: the tools' JSON "
+        "schemas (or the output schema), the conversation with earlier tool calls and "
+        "results, and a one-JSON-object reply contract are written into the prompt. The "
+        "reply is parsed leniently (fences, prose, `json-repair`) and validated strictly "
+        "against each tool's schema; what does not validate goes to `invalid_tool_calls` "
+        "(LlamaIndex: `additional_kwargs['invalid_tool_calls']`), never run. Structured "
+        "answers that fail validation are re-asked with the error up to `max_reasks`, then "
+        "the framework's `OutputParserException` is raised; batches re-ask only failed items. "
+        "Answers are marked `agentfm.prompted` in `response_metadata` / `additional_kwargs`."
+    )
+    w()
+    w(
+        "`prompted_tools`: `None` (default) enables it when every worker matching `model` "
+        "advertises an instruction-following LLM (capability words `tool`, `tools`, "
+        "`function`, `llm`, `instruct`, or an `…instruct…` engine); `True` forces it on for "
+        "an LLM worker, `False` turns it off (workers that are programs, not models). "
+        "LlamaIndex's `metadata.is_function_calling_model` follows it."
+    )
+    w()
     text = "\n".join(OUT)
     text = re.sub(r"(?<!`)``([^`\n]+)``(?!`)", r"`\1`", text)
     return re.sub(r":(?:mod|class|meth|func):`", "`", text)

@@ -105,7 +105,7 @@ def test_models_reads_gateway_from_env(
     data = json.loads(capsys.readouterr().out)
     # /v1/models lists one entry per worker, keyed by peer id.
     assert {m["id"] for m in data["data"]} == {w.peer_id for w in demo_mesh.workers}
-    assert {m["agentfm_name"] for m in data["data"]} == {"echo", "writer", "summarizer"}
+    assert {m["agentfm_name"] for m in data["data"]} == {"echo", "writer", "summarizer", "planner"}
 
 
 def test_chat_by_model_streams(
@@ -251,7 +251,7 @@ def test_key_from_env_is_accepted(
 @pytest.mark.parametrize(
     ("options", "names"),
     [
-        (["--demo"], {"echo", "writer", "summarizer"}),
+        (["--demo"], {"echo", "writer", "summarizer", "planner"}),
         (["--config", "cookbook/10_own_agent.toml"], {"wordcount"}),
     ],
     ids=["demo", "cookbook-toml"],

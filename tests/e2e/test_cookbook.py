@@ -77,6 +77,21 @@ EXPECTED: dict[str, list[str]] = {
         r"wrong key rejected: 401 invalid_api_key",
         r"ChatAgentFM\('\w+'\): '.+'",
     ],
+    "12_langchain_prompted_agent.py": [
+        r"model called writer\(\{'prompt': 'a note about peer-to-peer meshes'\}\) \[prompted",
+        r"  file answer\.md \([1-9]\d* bytes\): # Answer",
+        r"tool count_words -> '4'",
+        r"agent answer: writer returned wrote answer\.md .*; count_words returned 4",
+        r"structured: Verdict\(topic='meshes', words=12\) after 2 task\(s\)",
+    ],
+    "13_llamaindex_prompted_agent.py": [
+        r"function calling model: True",
+        r"tool writer\(\{'prompt': 'a note about peer-to-peer meshes'\}\)",
+        r"  file answer\.md \([1-9]\d* bytes\): # Answer",
+        r"tool count_words\(.*\) -> '4'",
+        r"agent answer: writer returned wrote answer\.md .*; count_words returned 4",
+        r"structured: Verdict\(topic='meshes', words=12\)",
+    ],
 }
 
 

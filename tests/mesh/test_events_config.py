@@ -96,7 +96,7 @@ def test_events_heartbeat() -> None:
 def test_demo_mesh_serves_everything(tmp_path: Path) -> None:
     with EmbeddedMesh.demo() as mesh, httpx.Client(base_url=mesh.url, timeout=30) as c:
         names = sorted(w.name for w in mesh.workers)
-        assert names == ["echo", "echo", "summarizer", "writer"]
+        assert names == ["echo", "echo", "planner", "summarizer", "writer"]
         assert mesh.peer_id("echo") == mesh.workers[0].peer_id
         echo = c.post("/api/execute", json={"worker_id": mesh.peer_id("echo"), "prompt": "a\nb"})
         assert echo.content == b"a\nb\n\n[AGENTFM: NO_FILES]\n"
@@ -192,7 +192,7 @@ def test_cli_serve_prints_url_and_exits_cleanly(sig: signal.Signals) -> None:
         url = proc.stdout.readline().decode().strip()
         assert url.startswith("http://127.0.0.1:")
         health = httpx.get(url + "/health").json()
-        assert health == {"online_workers": 4, "status": "ok"}
+        assert health == {"online_workers": 5, "status": "ok"}
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
