@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from agentfm._base_client import RequestSpec, resolve_timeout
+from agentfm._base_client import (
+    RequestSpec,
+    idle_bound,
+    output_too_large_error,
+    resolve_timeout,
+)
 from agentfm._constants import (
     ARTIFACT_POLL_INTERVAL,
     DEFAULT_ARTIFACT_TIMEOUT,
@@ -62,15 +67,43 @@ ProgressCallback = Callable[[ScatterProgress], None]
 _Fetch = Literal["ok", "absent", "no_route"]
 
 
+class _ClientDefault:
+    def __repr__(self) -> str:
+        return "<client default>"
+
+
+CLIENT_DEFAULT: Any = _ClientDefault()
+"""``idle_timeout=`` left out: the client's ``idle_timeout`` applies."""
+
+
+def _idle(client: Any, idle_timeout: float | None) -> float | None:
+    if isinstance(idle_timeout, _ClientDefault):
+        return client.idle_timeout
+    return require_timeout(idle_timeout, name="idle_timeout")
+
+
 def _execute_spec(
-    client: Any, peer: str, prompt: str, task_id: str, timeout: float | None
+    client: Any,
+    peer: str,
+    prompt: str,
+    task_id: str,
+    timeout: float | None,
+    idle_timeout: float | None = None,
 ) -> RequestSpec:
     return RequestSpec(
         "POST",
         "/api/execute",
         json={"worker_id": peer, "prompt": prompt, "task_id": task_id},
-        timeout=resolve_timeout(client.timeout, timeout, "long"),
+        timeout=resolve_timeout(client.timeout, timeout, "long", idle_timeout),
+        idle_timeout=idle_bound(timeout, idle_timeout),
     )
+
+
+def _count_output(received: int, piece: bytes, limit: int | None) -> int:
+    received += len(piece)
+    if limit is not None and received > limit:
+        raise output_too_large_error(limit)
+    return received
 
 
 def _async_spec(peer: str, prompt: str, webhook_url: str | None) -> RequestSpec:
@@ -161,12 +194,15 @@ class _FastAttempt:
         client: AgentFMClient | AsyncAgentFMClient,
         timeout: float | None,
         collect: Callable[[str], Awaitable[list[Path]]],
+        idle_timeout: float | None = None,
     ) -> None:
+        self._client = client
         self._url = client.gateway_url
-        self._headers = dict(client._auth_headers)
         self._connect_timeout = client.timeout.connect
         self._max_connections = client.max_connections
         self._timeout = timeout
+        self._idle_timeout = idle_timeout
+        self._max_output = client.max_output_bytes
         self._collect = collect
         self._pool: ExecutePool | None = None
 
@@ -174,7 +210,6 @@ class _FastAttempt:
         if self._pool is None:
             self._pool = ExecutePool(
                 self._url,
-                self._headers,
                 connect_timeout=self._connect_timeout,
                 max_connections=self._max_connections,
             )
@@ -182,8 +217,15 @@ class _FastAttempt:
         task_id = mint_task_id()
         text = ""
         try:
+            # The same RequestSpec as tasks.run: same headers, same body cap.
+            spec = self._client._spec(
+                _execute_spec(self._client, dispatch.peer_id, dispatch.prompt, task_id, None)
+            )
             text, files_incoming = await self._pool.execute(
-                dispatch.peer_id, dispatch.prompt, task_id, self._timeout
+                spec,
+                timeout=self._timeout,
+                idle_timeout=self._idle_timeout,
+                max_output_bytes=self._max_output,
             )
             artifacts = await self._collect(task_id) if files_incoming else []
         except AgentFMError as exc:
@@ -229,6 +271,7 @@ class Tasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> TaskStream[TaskChunk]:
         """Stream a task's output as it is produced (the request is sent on first iteration).
 
@@ -241,12 +284,15 @@ class Tasks:
             prompt: The task prompt.
             task_id: Task id to use (default: a fresh ``task_…`` id, see ``stream.task_id``).
             timeout: Seconds the whole task may take.
+            idle_timeout: Seconds the stream may stay silent (default: the client's
+                ``idle_timeout``, 600; None: unbounded); `AgentFMTimeoutError` names it.
         """
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
         timeout = require_timeout(timeout)
-        spec = _execute_spec(self._client, peer, prompt, task_id, timeout)
+        idle = _idle(self._client, idle_timeout)
+        spec = _execute_spec(self._client, peer, prompt, task_id, timeout, idle)
         return TaskStream(
             lambda state: self._chunks(spec, timeout, state),
             StreamState(task_id=task_id, peer_id=peer),
@@ -256,9 +302,11 @@ class Tasks:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[TaskChunk]:
         decoder = MarkerDecoder()
+        limit, received = self._client.max_output_bytes, 0
         with self._client._open_stream(spec) as response:
             try:
                 for piece in self._client._iter_body(response, timeout):
+                    received = _count_output(received, piece, limit)
                     for text in decoder.feed(piece):
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
@@ -280,6 +328,7 @@ class Tasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> TaskResult:
         """Run a task to completion and collect its files.
 
@@ -297,7 +346,12 @@ class Tasks:
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
         )
         stream = self.stream(
-            worker_id=worker_id, peer_id=peer_id, prompt=prompt, task_id=task_id, timeout=timeout
+            worker_id=worker_id,
+            peer_id=peer_id,
+            prompt=prompt,
+            task_id=task_id,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
         )
         with stream:
             text = "".join(chunk.text for chunk in stream)
@@ -392,6 +446,7 @@ class Tasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> list[ScatterResult]:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
@@ -406,6 +461,8 @@ class Tasks:
             max_concurrency: Tasks in flight at once.
             max_retries: Extra attempts per prompt.
             timeout: Seconds one attempt may take.
+            idle_timeout: Seconds an attempt's stream may stay silent (default: the
+                client's ``idle_timeout``; None: unbounded).
             on_progress: Called with a `ScatterProgress` after every attempt.
             hedge: Once no new prompt is waiting, duplicate an attempt that runs far past
                 the batch's typical latency on another peer with room; the first success
@@ -421,6 +478,7 @@ class Tasks:
             timeout=timeout,
             on_progress=on_progress,
             hedge=hedge,
+            idle_timeout=idle_timeout,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -435,11 +493,19 @@ class Tasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> Iterator[ScatterResult]:
         """Like `scatter`, but yield each result as soon as it is final (completion order)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
         return self._scatter_iter(
-            prompts, peers, max_concurrency, max_retries, timeout, on_progress, hedge
+            prompts,
+            peers,
+            max_concurrency,
+            max_retries,
+            timeout,
+            on_progress,
+            hedge,
+            idle=_idle(self._client, idle_timeout),
         )
 
     def _scatter_iter(
@@ -451,6 +517,8 @@ class Tasks:
         timeout: float | None,
         on_progress: ProgressCallback | None,
         hedge: bool,
+        *,
+        idle: float | None = None,
     ) -> Iterator[ScatterResult]:
         if not prompts:
             return
@@ -467,23 +535,31 @@ class Tasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url):
-            fast = _FastAttempt(self._client, timeout, self._collect_in_thread)
+        if supports(self._client.gateway_url, proxy=self._client._proxy) and not (
+            self._client._injected_http
+        ):
+            fast = _FastAttempt(self._client, timeout, self._collect_in_thread, idle)
             yield from run_sync(
                 scheduler, on_progress=on_progress, async_attempt=fast, on_close=fast.close
             )
         else:
-            yield from run_sync(scheduler, lambda d: self._attempt(d, timeout), on_progress)
+            yield from run_sync(scheduler, lambda d: self._attempt(d, timeout, idle), on_progress)
 
     async def _collect_in_thread(self, task_id: str) -> list[Path]:
         return await asyncio.to_thread(self.collect_artifacts, task_id)
 
-    def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
+    def _attempt(
+        self, dispatch: Dispatch, timeout: float | None, idle: float | None = None
+    ) -> AttemptOutcome:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
             result = self.run(
-                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
+                worker_id=dispatch.peer_id,
+                prompt=dispatch.prompt,
+                task_id=task_id,
+                timeout=timeout,
+                idle_timeout=idle,
             )
         except AgentFMError as exc:
             partial = getattr(exc, "result", None)
@@ -552,13 +628,15 @@ class AsyncTasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> AsyncTaskStream[TaskChunk]:
         """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``."""
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
         timeout = require_timeout(timeout)
-        spec = _execute_spec(self._client, peer, prompt, task_id, timeout)
+        idle = _idle(self._client, idle_timeout)
+        spec = _execute_spec(self._client, peer, prompt, task_id, timeout, idle)
         return AsyncTaskStream(
             lambda state: self._chunks(spec, timeout, state),
             StreamState(task_id=task_id, peer_id=peer),
@@ -568,9 +646,11 @@ class AsyncTasks:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> AsyncIterator[TaskChunk]:
         decoder = MarkerDecoder()
+        limit, received = self._client.max_output_bytes, 0
         async with self._client._open_stream(spec) as response:
             try:
                 async for piece in self._client._iter_body(response, timeout):
+                    received = _count_output(received, piece, limit)
                     for text in decoder.feed(piece):
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
@@ -592,6 +672,7 @@ class AsyncTasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> TaskResult:
         """Run a task to completion and collect its files (see `Tasks.run`)."""
         started = time.monotonic()
@@ -599,7 +680,12 @@ class AsyncTasks:
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
         )
         stream = self.stream(
-            worker_id=worker_id, peer_id=peer_id, prompt=prompt, task_id=task_id, timeout=timeout
+            worker_id=worker_id,
+            peer_id=peer_id,
+            prompt=prompt,
+            task_id=task_id,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
         )
         async with stream:
             text = "".join([chunk.text async for chunk in stream])
@@ -694,6 +780,7 @@ class AsyncTasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> list[ScatterResult]:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
@@ -708,6 +795,7 @@ class AsyncTasks:
             timeout=timeout,
             on_progress=on_progress,
             hedge=hedge,
+            idle_timeout=idle_timeout,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -722,11 +810,19 @@ class AsyncTasks:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> AsyncIterator[ScatterResult]:
         """Yield each result as soon as it is final (``async for r in ...scatter_iter(...)``)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
         return self._scatter_iter(
-            prompts, peers, max_concurrency, max_retries, timeout, on_progress, hedge
+            prompts,
+            peers,
+            max_concurrency,
+            max_retries,
+            timeout,
+            on_progress,
+            hedge,
+            idle=_idle(self._client, idle_timeout),
         )
 
     async def _scatter_iter(
@@ -738,6 +834,8 @@ class AsyncTasks:
         timeout: float | None,
         on_progress: ProgressCallback | None,
         hedge: bool,
+        *,
+        idle: float | None = None,
     ) -> AsyncIterator[ScatterResult]:
         if not prompts:
             return
@@ -754,21 +852,29 @@ class AsyncTasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url):
-            fast = _FastAttempt(self._client, timeout, self.collect_artifacts)
+        if supports(self._client.gateway_url, proxy=self._client._proxy) and not (
+            self._client._injected_http
+        ):
+            fast = _FastAttempt(self._client, timeout, self.collect_artifacts, idle)
             async for result in run_async(scheduler, fast, on_progress, on_close=fast.close):
                 yield result
         else:
-            attempt = lambda d: self._attempt(d, timeout)  # noqa: E731
+            attempt = lambda d: self._attempt(d, timeout, idle)  # noqa: E731
             async for result in run_async(scheduler, attempt, on_progress):
                 yield result
 
-    async def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
+    async def _attempt(
+        self, dispatch: Dispatch, timeout: float | None, idle: float | None = None
+    ) -> AttemptOutcome:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
             result = await self.run(
-                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
+                worker_id=dispatch.peer_id,
+                prompt=dispatch.prompt,
+                task_id=task_id,
+                timeout=timeout,
+                idle_timeout=idle,
             )
         except AgentFMError as exc:
             partial = getattr(exc, "result", None)

@@ -20,6 +20,7 @@ from agentfm import (
     WorkerRejectedError,
     WorkerStreamError,
 )
+from agentfm._base_client import RequestSpec
 from agentfm._execute_pool import ExecutePool, supports
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -32,6 +33,29 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
     return head + await reader.readexactly(length)
+
+
+class Pool:
+    """`ExecutePool` with the task request the clients build (`RequestSpec`)."""
+
+    def __init__(self, url: str, headers: dict[str, str], **options: Any) -> None:
+        self.url = url
+        self.headers = headers
+        self.pool = ExecutePool(url, **options)
+
+    async def execute(
+        self, peer: str, prompt: str, task_id: str, timeout: float | None, **options: Any
+    ) -> tuple[str, bool]:
+        spec = RequestSpec(
+            "POST",
+            self.url + "/api/execute",
+            json={"worker_id": peer, "prompt": prompt, "task_id": task_id},
+            headers=self.headers,
+        )
+        return await self.pool.execute(spec, timeout=timeout, **options)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def chunked(*pieces: bytes) -> bytes:
@@ -71,7 +95,7 @@ class Server:
 
 async def run(handler: Handler, *, timeout: float | None = None, calls: int = 1) -> Any:
     async with Server(handler) as url:
-        pool = ExecutePool(url, {"Authorization": "Bearer k"}, connect_timeout=5)
+        pool = Pool(url, {"Authorization": "Bearer k"}, connect_timeout=5)
         try:
             out = [await pool.execute("peer", "hi", f"task_{n}", timeout) for n in range(calls)]
         finally:
@@ -107,7 +131,7 @@ async def test_a_sized_body_and_keep_alive_reuse() -> None:
             server_state["served"] += 1
 
     async with Server(handler) as url:
-        pool = ExecutePool(url, {}, connect_timeout=5)
+        pool = Pool(url, {}, connect_timeout=5)
         try:
             results = [await pool.execute("p", "x", f"task_{n}", None) for n in range(3)]
         finally:
@@ -125,7 +149,7 @@ async def test_keep_alive_uses_one_connection() -> None:
 
     server = Server(handler)
     async with server as url:
-        pool = ExecutePool(url, {}, connect_timeout=5)
+        pool = Pool(url, {}, connect_timeout=5)
         try:
             for n in range(3):
                 await pool.execute("p", "x", f"task_{n}", None)
@@ -223,7 +247,7 @@ async def test_max_connections_caps_the_pool() -> None:
 
     server = Server(handler)
     async with server as url:
-        pool = ExecutePool(url, {}, connect_timeout=5, max_connections=2)
+        pool = Pool(url, {}, connect_timeout=5, max_connections=2)
         try:
             results = await asyncio.gather(
                 *(pool.execute("p", "x", f"task_{n}", None) for n in range(8))
