@@ -20,10 +20,13 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
     from pathlib import Path
 
     import httpx
@@ -64,7 +67,7 @@ class AgentContext:
         worker_name: the agent name of the worker running the task.
     """
 
-    __slots__ = ("_output_dir", "_used", "model", "task_id", "worker_name")
+    __slots__ = ("_output_dir", "_running", "_used", "model", "task_id", "worker_name")
 
     def __init__(self, task_id: str, model: str, worker_name: str, output_dir: Path) -> None:
         self.task_id = task_id
@@ -72,6 +75,16 @@ class AgentContext:
         self.worker_name = worker_name
         self._output_dir = output_dir
         self._used = False
+        self._running: list[Future[Any]] = []
+
+    def track(self, future: Future[Any]) -> None:
+        """Count ``future`` (agent code on a thread) as part of the task until it returns."""
+        self._running.append(future)
+
+    @property
+    def still_running(self) -> list[Future[Any]]:
+        """Agent code of this task that has not returned yet (a thread cannot be killed)."""
+        return [f for f in self._running if not f.done()]
 
     @property
     def output_dir(self) -> Path:
@@ -118,28 +131,82 @@ class CallableAgent(Agent):
     """Run a Python function as the agent.
 
     ``fn(prompt, ctx)`` may be sync or async and return a ``str``, an iterable of ``str``
-    or an async iterable of ``str``. Sync functions (and sync iterators) run in a worker
-    thread so a slow one never stalls the gateway; pass ``threaded=False`` for functions
-    that return at once.
+    or an async iterable of ``str``. Sync functions (and sync iterators) run on this
+    agent's own bounded thread pool (``max_threads``), never on the pool that serves
+    artifacts, so hung agents cannot starve the rest of the mesh; pass ``threaded=False``
+    for functions that return at once.
+
+    ``timeout`` bounds a task like `CommandAgent`'s: past it the task ends with
+    ``⚠️  Sandbox exited: signal: killed``. A thread cannot be killed, so the worker keeps
+    the slot busy (and its telemetry says so) until the function really returns.
 
     Example:
         >>> async def lines(prompt: str, ctx: AgentContext):
         ...     for word in prompt.split():
         ...         yield word + "\\n"
-        >>> agent = CallableAgent(lines)
+        >>> agent = CallableAgent(lines, timeout=60)
     """
 
-    def __init__(self, fn: AgentFunction, *, threaded: bool = True) -> None:
+    def __init__(
+        self,
+        fn: AgentFunction,
+        *,
+        threaded: bool = True,
+        timeout: float | None = None,
+        max_threads: int = 32,
+    ) -> None:
+        if max_threads < 1:
+            raise ValueError("max_threads must be at least 1")
         self.fn = fn
         self.threaded = threaded
+        self.timeout = timeout
+        self.max_threads = max_threads
         self._native = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.max_threads, thread_name_prefix=f"agentfm-agent-{id(self):x}"
+                )
+            return self._pool
+
+    async def _in_thread(self, ctx: AgentContext, fn: Callable[..., Any], *args: Any) -> Any:
+        future = self._executor().submit(fn, *args)
+        ctx.track(future)
+        return await asyncio.wrap_future(future)
 
     async def stream(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
-        """Call the function and yield what it produces."""
+        """Call the function and yield what it produces (within ``timeout``)."""
+        if self.timeout is None:
+            async for piece in self._produce(prompt, ctx):
+                yield piece
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        produce = self._produce(prompt, ctx)
+        try:
+            while True:
+                try:
+                    piece = await asyncio.wait_for(
+                        produce.__anext__(), max(0.0, deadline - loop.time())
+                    )
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:
+                    raise SandboxExit("signal: killed") from None
+                yield piece
+        finally:
+            with contextlib.suppress(Exception):
+                await produce.aclose()
+
+    async def _produce(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
         if self._native or not self.threaded:
             result = self.fn(prompt, ctx)
         else:
-            result = await asyncio.to_thread(self.fn, prompt, ctx)
+            result = await self._in_thread(ctx, self.fn, prompt, ctx)
         if inspect.isawaitable(result):
             result = await result
         if isinstance(result, (str, bytes)):
@@ -151,7 +218,7 @@ class CallableAgent(Agent):
             iterator: Iterator[Any] = iter(result)
             while True:
                 if self.threaded:
-                    item = await asyncio.to_thread(next, iterator, _DONE)
+                    item = await self._in_thread(ctx, next, iterator, _DONE)
                 else:
                     item = next(iterator, _DONE)
                 if item is _DONE:
@@ -159,6 +226,13 @@ class CallableAgent(Agent):
                 yield _encode(item)
         elif result is not None:
             raise TypeError(f"agent returned {type(result).__name__}, expected str or iterable")
+
+    async def aclose(self) -> None:
+        """Stop the thread pool (threads still inside a hung function are left to finish)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _go_exit_text(returncode: int) -> str:
