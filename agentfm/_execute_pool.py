@@ -54,6 +54,8 @@ __all__ = ["ExecutePool", "supports"]
 
 # h11 refuses a response head larger than this (a hostile gateway cannot grow our memory).
 _HEAD_LIMIT = 64 * 1024
+# Validated request heads kept per (target, body length).
+_HEAD_CACHE = 512
 # TCP keepalive: a peer that vanished (partition, power loss) is noticed in about
 # IDLE + INTERVAL * COUNT seconds instead of never.
 _KEEPALIVE_IDLE = 60
@@ -204,11 +206,11 @@ class _Connection(asyncio.Protocol):
         self.last_byte = asyncio.get_running_loop().time()
         self.transport.write(request)
 
-    def encode(self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    def encode(self, head: h11.Request, body: bytes) -> bytes:
         conn = self._h11
         try:
             return (
-                conn.send(h11.Request(method=b"POST", target=target, headers=headers))
+                conn.send(head)
                 + conn.send(h11.Data(data=body))
                 + conn.send(h11.EndOfMessage())
             )
@@ -341,10 +343,15 @@ class ExecutePool:
         self._limit = asyncio.Semaphore(max_connections) if max_connections else None
         self._headers_key: object = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._heads: dict[tuple[bytes, int], h11.Request] = {}
         self.connections_opened = 0
 
-    def _header_list(self, spec: RequestSpec) -> list[tuple[bytes, bytes]]:
-        # The clients hand the same headers mapping to every task of a scatter: encode once.
+    def _request(self, spec: RequestSpec, body: bytes) -> h11.Request:
+        """The h11 request head; h11 validates each distinct head once, then it is reused.
+
+        A scatter sends the same headers mapping with every task, and only the body length
+        varies, so validated heads are kept per length (a few hundred at most).
+        """
         if spec.headers is not self._headers_key:
             skip = {"host", "content-length", "content-type", "transfer-encoding", "connection"}
             encoded = [(b"Host", self._netloc)]
@@ -354,7 +361,26 @@ class ExecutePool:
             encoded.append((b"Content-Type", b"application/json"))
             self._headers = encoded
             self._headers_key = spec.headers
-        return self._headers
+            self._heads.clear()
+        target = urlsplit(spec.path).path.encode("ascii") or b"/"
+        key = (target, len(body))
+        head = self._heads.get(key)
+        if head is None:
+            try:
+                head = h11.Request(
+                    method=b"POST",
+                    target=target,
+                    headers=[*self._headers, (b"Content-Length", b"%d" % len(body))],
+                )
+            except h11.LocalProtocolError as exc:
+                raise InvalidRequestError(
+                    f"cannot send this request: {exc}", code="invalid_request"
+                ) from None
+            if len(self._heads) >= _HEAD_CACHE:
+                self._heads.clear()
+            self._heads[key] = head
+        # h11 events are immutable: sharing one between requests is safe.
+        return head
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -414,15 +440,14 @@ class ExecutePool:
         max_output_bytes: int | None,
     ) -> tuple[str, bool]:
         body = spec.encode_body() or b""
-        headers = [*self._header_list(spec), (b"Content-Length", b"%d" % len(body))]
-        target = urlsplit(spec.path).path.encode("ascii") or b"/"
+        head = self._request(spec, body)
         loop = asyncio.get_running_loop()
         conn = await self._checkout()
         if conn.closed or conn.transport is None or conn.transport.is_closing():
             # Closed between the check and the write: nothing was written, use a fresh one.
             self._all.discard(conn)
             conn = await self._connect()
-        raw = conn.encode(target, headers, body)
+        raw = conn.encode(head, body)
         waiter: asyncio.Future[tuple[str, bool]] = loop.create_future()
         conn.start(raw, _Exchange(waiter, max_output_bytes))
         timer = None

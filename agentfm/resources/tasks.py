@@ -198,6 +198,8 @@ class _FastAttempt:
     ) -> None:
         self._client = client
         self._url = client.gateway_url
+        self._path = client.gateway_url + "/api/execute"
+        self._headers = client._auth_headers
         self._connect_timeout = client.timeout.connect
         self._max_connections = client.max_connections
         self._timeout = timeout
@@ -217,9 +219,13 @@ class _FastAttempt:
         task_id = mint_task_id()
         text = ""
         try:
-            # The same RequestSpec as tasks.run: same headers, same body cap.
-            spec = self._client._spec(
-                _execute_spec(self._client, dispatch.peer_id, dispatch.prompt, task_id, None)
+            # The same RequestSpec as tasks.run: same headers, same body cap. (Built
+            # directly: the timeouts are enforced by the pool, not read from the spec.)
+            spec = RequestSpec(
+                "POST",
+                self._path,
+                json={"worker_id": dispatch.peer_id, "prompt": dispatch.prompt, "task_id": task_id},
+                headers=self._headers,
             )
             text, files_incoming = await self._pool.execute(
                 spec,

@@ -7,10 +7,13 @@ half-sent heads, and a mesh in a subprocess for the SIGKILL case.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from agentfm import AgentFMClient, AsyncAgentFMClient
@@ -102,3 +105,81 @@ def test_callable_agent_timeout_and_the_slot_stays_busy_until_it_stops() -> None
         # Freed for real: the next task runs (and times out the same way).
         assert "signal: killed" in client.tasks.run(worker_id=peer, prompt="p", timeout=20).text
         gate.set()
+
+
+# -- request heads (item 11) -------------------------------------------------------------
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def _health(url: str) -> int:
+    with httpx.Client(timeout=5) as http:
+        return http.get(url + "/health").status_code
+
+
+@pytest.mark.timeout(60)
+def test_a_head_over_1_mb_gets_go_s_431_and_health_keeps_answering() -> None:
+    with EmbeddedMesh([WorkerConfig("quick", "sync", CallableAgent(_quick))]) as mesh:
+        sock = _connect(mesh.url)
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            sent = 0
+            block = b"a" * 65536
+            with contextlib.suppress(OSError):  # the server may close while we still send
+                while sent < 4 * 1024 * 1024:
+                    sock.sendall(block)
+                    sent += len(block)
+                    if sent % (1024 * 1024) == 0:
+                        assert _health(mesh.url) == 200
+            reply = _read_all(sock)
+        finally:
+            sock.close()
+        assert reply.startswith(b"HTTP/1.1 431 ")
+        assert _health(mesh.url) == 200
+
+
+@pytest.mark.timeout(60)
+def test_half_sent_heads_are_closed_after_the_head_timeout() -> None:
+    workers = [WorkerConfig("quick", "sync", CallableAgent(_quick))]
+    with EmbeddedMesh(workers, head_timeout=0.5) as mesh:
+        idle = [_connect(mesh.url) for _ in range(200)]
+        try:
+            for sock in idle:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finished
+            assert _health(mesh.url) == 200  # answered while they wait
+            started = time.monotonic()
+            for sock in idle:
+                assert _read_all(sock) == b""  # closed by the server, no answer (as Go)
+            assert time.monotonic() - started < 30
+            # A complete request is not cut by the head timer.
+            sock = _connect(mesh.url)
+            with sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_the_soft_open_files_limit_is_raised_like_go() -> None:
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 1024, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        with EmbeddedMesh([WorkerConfig("quick", "sync", CallableAgent(_quick))]):
+            now, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert now == hard
