@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -251,13 +252,77 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+# The watchdog: a tiny process told which agent process groups are alive. Its stdin is a
+# pipe only this process writes to; when this process dies (even by SIGKILL, when no
+# cleanup runs) the kernel closes the pipe, the watchdog reads EOF and kills every group
+# still registered. It needs no preexec hook (unsafe with threads) and works wherever
+# process groups do.
+_WATCHDOG = r"""
+import os, signal, sys
+groups = set()
+for line in sys.stdin.buffer:
+    try:
+        pgid = int(line[1:])
+    except ValueError:
+        continue
+    (groups.add if line[:1] == b"+" else groups.discard)(pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _Watchdog:
+    """The process-wide watchdog of subprocess agents (started on first use)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _send(self, line: bytes) -> None:
+        with self._lock:
+            for _ in range(2):
+                proc = self._proc
+                if proc is None or proc.poll() is not None:
+                    proc = self._proc = subprocess.Popen(
+                        [sys.executable, "-S", "-c", _WATCHDOG],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,  # a Ctrl-C to our group must not stop it
+                    )
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(line)
+                    proc.stdin.flush()
+                    return
+                except OSError:
+                    self._proc = None  # it died: start a new one and say it again
+
+    def watch(self, pgid: int) -> None:
+        """Kill group ``pgid`` if this process dies before `forget` is called."""
+        if hasattr(os, "killpg"):
+            self._send(b"+%d\n" % pgid)
+
+    def forget(self, pgid: int) -> None:
+        """The group is gone (killed and reaped): stop watching it."""
+        if hasattr(os, "killpg"):
+            self._send(b"-%d\n" % pgid)
+
+
+WATCHDOG = _Watchdog()
+
+
 class CommandAgent(Agent):
     """Run a subprocess per task, the way the real worker runs its container.
 
     The prompt is appended as the last argument. The child gets ``AGENTFM_MODEL`` and
     ``AGENTFM_OUTPUT_DIR`` (its per-task artifact folder) in its environment; stdout and
     stderr are forwarded interleaved as they come. The child leads its own process group,
-    so a timeout, a client disconnect or the mesh stopping kills everything it started.
+    so a timeout, a client disconnect or the mesh stopping kills everything it started;
+    a watchdog process kills the group too if the mesh itself dies (even by SIGKILL).
 
     Example:
         >>> agent = CommandAgent(["python3", "-c", "import sys; print(sys.argv[-1])"], timeout=30)
@@ -296,6 +361,8 @@ class CommandAgent(Agent):
             )
         except (OSError, ValueError) as exc:
             raise StartFailed(str(exc)) from exc
+        # If the mesh is SIGKILLed, nothing below runs: the watchdog kills the group then.
+        WATCHDOG.watch(proc.pid)
         assert proc.stdout is not None
         loop = asyncio.get_running_loop()
         deadline = None if self.timeout is None else loop.time() + self.timeout
@@ -320,6 +387,7 @@ class CommandAgent(Agent):
             _kill_group(proc.pid)
             if proc.returncode is None:
                 await proc.wait()
+            WATCHDOG.forget(proc.pid)
         if returncode != 0:
             raise SandboxExit(_go_exit_text(returncode))
 

@@ -21,6 +21,7 @@ from agentfm.mesh import AgentContext, CallableAgent, EmbeddedMesh, WorkerConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 # More than the default `asyncio.to_thread` pool holds on a 2-core machine (cpu + 4 = 6).
 HUNG = 8
@@ -183,3 +184,76 @@ def test_the_soft_open_files_limit_is_raised_like_go() -> None:
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert now == hard
+
+
+# -- agents die with the mesh (item 12) --------------------------------------------------
+
+MESH_SCRIPT = r"""
+import sys, time
+from agentfm.mesh import CommandAgent, EmbeddedMesh, WorkerConfig
+folder = sys.argv[1]
+agent = CommandAgent([sys.executable, "-S", "-c", '''
+import os, sys, time
+open(os.path.join(sys.argv[1], "agent.pid"), "w").write(str(os.getpid()))
+print("started", flush=True)
+time.sleep(120)
+''', folder])
+mesh = EmbeddedMesh([WorkerConfig("sleepy", "cmd", agent, max_tasks=2)]).start()
+print(mesh.url, mesh.peer_id("sleepy"), flush=True)
+time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purpose
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="needs POSIX process groups")
+def test_subprocess_agents_die_when_the_mesh_is_sigkilled(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    mesh = subprocess.Popen(
+        [sys.executable, "-c", MESH_SCRIPT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    agent_pid = 0
+    try:
+        assert mesh.stdout is not None
+        url, peer = mesh.stdout.readline().split()
+
+        def run() -> None:
+            with contextlib.suppress(Exception), AgentFMClient(url, api_key=None) as client:
+                client.tasks.run(worker_id=peer, prompt="x", timeout=30)
+
+        caller = threading.Thread(target=run, daemon=True)
+        caller.start()
+        pid_file = tmp_path / "agent.pid"
+        assert _until(lambda: pid_file.exists() and pid_file.read_text() != "")
+        agent_pid = int(pid_file.read_text())
+        assert _alive(agent_pid)
+        mesh.send_signal(signal.SIGKILL)
+        mesh.wait(10)
+        assert _until(lambda: not _alive(agent_pid), 10)
+        caller.join(10)
+    finally:
+        if mesh.poll() is None:
+            mesh.kill()
+            mesh.wait(10)
+        if agent_pid and _alive(agent_pid):
+            os.kill(agent_pid, signal.SIGKILL)
