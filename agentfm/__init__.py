@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from agentfm._client import DEFAULT_GATEWAY, AgentFMClient, AsyncAgentFMClient
+from agentfm._redact import redact_url
 from agentfm._streaming import AsyncStream, Stream
 from agentfm._validation import is_peer_id
 from agentfm._version import __version__
@@ -104,5 +105,6 @@ __all__ = [
     "describe_files",
     "flatten_messages",
     "is_peer_id",
+    "redact_url",
     "verify_signature",
 ]

@@ -209,11 +209,7 @@ class _Connection(asyncio.Protocol):
     def encode(self, head: h11.Request, body: bytes) -> bytes:
         conn = self._h11
         try:
-            return (
-                conn.send(head)
-                + conn.send(h11.Data(data=body))
-                + conn.send(h11.EndOfMessage())
-            )
+            return conn.send(head) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:
             raise InvalidRequestError(
                 f"cannot send this request: {exc}", code="invalid_request"

@@ -109,11 +109,7 @@ def _http_impl(head_timeout: float) -> Any:
             if self._in_head:
                 self._head_bytes += len(data)
             super().data_received(data)
-            if (
-                self._in_head
-                and self._head_bytes > HEAD_LIMIT
-                and not self.transport.is_closing()
-            ):
+            if self._in_head and self._head_bytes > HEAD_LIMIT and not self.transport.is_closing():
                 self.transport.write(_HEAD_TOO_LARGE)
                 self.transport.close()
 

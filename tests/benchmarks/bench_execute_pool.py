@@ -46,8 +46,8 @@ uvloop.run(main())
 
 async def lean(url: str, tasks: int, concurrency: int) -> None:
     from agentfm import AsyncAgentFMClient
-    from agentfm._execute_pool import ExecutePool
     from agentfm._base_client import RequestSpec
+    from agentfm._execute_pool import ExecutePool
 
     client = AsyncAgentFMClient(url, api_key="k" * 20)
     pool = ExecutePool(url, connect_timeout=10)

@@ -113,8 +113,7 @@ def test_callable_agent_timeout_and_the_slot_stays_busy_until_it_stops() -> None
 
 def _connect(url: str) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    return sock
+    return socket.create_connection((host, int(port)), timeout=10)
 
 
 def _read_all(sock: socket.socket) -> bytes:

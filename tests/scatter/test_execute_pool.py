@@ -331,8 +331,7 @@ async def test_interim_replies_are_skipped() -> None:
     body = b"ok\n\n[AGENTFM: NO_FILES]\n"
     raw = (
         b"HTTP/1.1 100 Continue\r\n\r\n"
-        b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n"
-        + chunked(body)
+        b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n" + chunked(body)
     )
     [(text, files)] = await asyncio.wait_for(run(replies(raw)), 10)
     assert (text, files) == ("ok\n", False)
@@ -453,7 +452,8 @@ async def test_sockets_have_tcp_keepalive() -> None:
         finally:
             pool.close()
             await asyncio.sleep(0)
-    assert seen and all(seen)
+    assert seen
+    assert all(seen)
 
 
 # -- the request: same spec as the httpx path -------------------------------------------
