@@ -203,6 +203,7 @@ class _BaseClient:
             idempotent=spec.idempotent,
             auth=spec.auth,
             headers=headers,
+            idle_timeout=spec.idle_timeout,
         )
 
     def _option_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
