@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import atexit
 import contextlib
 import inspect
 import json
@@ -301,6 +302,16 @@ class _Watchdog:
                 except OSError:
                     self._proc = None  # it died: start a new one and say it again
 
+    def close(self) -> None:
+        """At exit: EOF tells the watchdog to clean up and stop."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+
     def watch(self, pgid: int) -> None:
         """Kill group ``pgid`` if this process dies before `forget` is called."""
         if hasattr(os, "killpg"):
@@ -313,6 +324,7 @@ class _Watchdog:
 
 
 WATCHDOG = _Watchdog()
+atexit.register(WATCHDOG.close)
 
 
 class CommandAgent(Agent):

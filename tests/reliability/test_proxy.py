@@ -70,3 +70,31 @@ async def test_the_proxy_option_wins_and_no_proxy_bypasses(
         finally:
             await call(direct.close)
     assert len(through_proxy(proxy.heads)) == 1
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_an_injected_http_client_sees_every_request(flavour: str) -> None:
+    import httpx
+
+    seen: list[str] = []
+    with HeadRecorder() as server:
+        if flavour == "sync":
+            http: Any = httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]})
+            client: Any = AgentFMClient(server.url, api_key=None, retries=0, http_client=http)
+        else:
+
+            async def hook(request: httpx.Request) -> None:
+                seen.append(request.url.path)
+
+            http = httpx.AsyncClient(event_hooks={"request": [hook]})
+            client = AsyncAgentFMClient(server.url, api_key=None, retries=0, http_client=http)
+        try:
+            assert (await call(client.tasks.run, worker_id=PEER, prompt="x")).text == "ok\n"
+            results = await call(client.tasks.scatter, ["a", "b"], peer_ids=[PEER])
+            assert [r.text for r in results] == ["ok\n", "ok\n"]
+        finally:
+            await call(client.close)
+            assert not http.is_closed  # the caller's client: the caller closes it
+            await call(http.close if flavour == "sync" else http.aclose)
+    assert seen.count("/api/execute") == 3
+    assert len([h for h in server.heads if h.startswith(b"POST /api/execute ")]) == 3

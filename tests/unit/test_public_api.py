@@ -33,6 +33,7 @@ EXPECTED_ALL = {
     "MeshOverloadedError",
     "ModelNotFoundError",
     "NoWorkerForModelError",
+    "OutputTooLargeError",
     "PeerID",
     "PlainTextDispatchRefusedError",
     "PlainTextInvalidRequestError",
@@ -55,6 +56,7 @@ EXPECTED_ALL = {
     "describe_files",
     "flatten_messages",
     "is_peer_id",
+    "redact_url",
     "verify_signature",
 }
 
