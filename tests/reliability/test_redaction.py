@@ -13,7 +13,6 @@ import json
 import logging
 import pickle
 import socket
-import threading
 import traceback
 import uuid
 from typing import TYPE_CHECKING, Any
