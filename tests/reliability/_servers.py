@@ -26,26 +26,30 @@ class HeadRecorder:
                 conn, _ = self._sock.accept()
             except TimeoutError:
                 continue
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                with contextlib.suppress(OSError):
-                    while True:
-                        while b"\r\n\r\n" not in data:
-                            chunk = conn.recv(65536)
-                            if not chunk:
-                                raise OSError
-                            data += chunk
-                        head, _, data = data.partition(b"\r\n\r\n")
-                        self.heads.append(head)
-                        length = 0
-                        for line in head.split(b"\r\n"):
-                            if line.lower().startswith(b"content-length:"):
-                                length = int(line.split(b":")[1])
-                        while len(data) < length:
-                            data += conn.recv(65536)
-                        data = data[length:]
-                        conn.sendall(reply)
+            # One thread per connection: a kept-alive client must not block the next one.
+            threading.Thread(target=self._handle, args=(conn, reply), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, reply: bytes) -> None:
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            with contextlib.suppress(OSError):
+                while True:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            raise OSError
+                        data += chunk
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    self.heads.append(head)
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    while len(data) < length:
+                        data += conn.recv(65536)
+                    data = data[length:]
+                    conn.sendall(reply)
 
     def __enter__(self) -> HeadRecorder:
         self._thread.start()

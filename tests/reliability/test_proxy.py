@@ -98,3 +98,39 @@ async def test_an_injected_http_client_sees_every_request(flavour: str) -> None:
             await call(http.close if flavour == "sync" else http.aclose)
     assert seen.count("/api/execute") == 3
     assert len([h for h in server.heads if h.startswith(b"POST /api/execute ")]) == 3
+
+
+async def test_max_connections_is_a_real_cap() -> None:
+    import asyncio
+
+    import httpx
+
+    from agentfm._transport import AsyncShardedTransport
+
+    opened = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal opened
+        opened += 1
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        transport = AsyncShardedTransport(max_connections=5)
+        async with httpx.AsyncClient(transport=transport) as http:
+            replies = await asyncio.gather(*(http.get(url) for _ in range(12)))
+        assert [r.text for r in replies] == ["ok"] * 12
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert opened <= 5  # was 8: two shards of 4
