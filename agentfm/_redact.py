@@ -27,8 +27,12 @@ def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
     if "@" not in parts.netloc:
         return url, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
     bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    if userinfo == REDACTED:
+        # A URL that went through `redact_url` (e.g. a reloaded LangChain dump): its
+        # credentials are gone, so send none rather than a bogus Basic header.
+        return bare, None
+    user, _, password = userinfo.partition(":")
     return bare, (unquote(user), unquote(password))
 
 

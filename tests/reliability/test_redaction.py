@@ -64,6 +64,10 @@ def test_redact_url() -> None:
     assert redact_url(f"http://{USER}:{PASSWORD}@h:1/x") == "http://***@h:1/x"
     assert redact_url("http://h:1") == "http://h:1"
     assert redact_url(None) is None
+    # A redacted URL fed back (a reloaded dump) sends no credentials at all.
+    client = AgentFMClient("http://***@h:1", api_key="k" * 20)
+    assert client._auth_headers["Authorization"] == "Bearer " + "k" * 20
+    assert client.gateway_url == "http://h:1"
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])

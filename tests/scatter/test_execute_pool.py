@@ -553,3 +553,35 @@ async def test_max_output_bytes_fails_the_task() -> None:
             await asyncio.sleep(0)
     assert caught.value.code == "output_too_large"
     assert caught.value.task_started
+
+
+async def test_a_close_delimited_body_still_completes() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nold style\n\n[AGENTFM: NO_FILES]\n")
+        await writer.drain()
+        writer.close()
+
+    [(text, files)] = await asyncio.wait_for(run(handler, calls=1), 10)
+    assert (text, files) == ("old style\n", False)
+
+
+async def test_connection_close_is_not_reused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        body = b"ok\n\n[AGENTFM: NO_FILES]\n"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+
+    server = Server(handler)
+    async with server as url:
+        pool = Pool(url, {}, connect_timeout=5)
+        try:
+            for n in range(3):
+                assert await pool.execute("p", "x", f"task_{n}", None) == ("ok\n", False)
+        finally:
+            pool.close()
+            await asyncio.sleep(0)
+    assert server.connections == 3
