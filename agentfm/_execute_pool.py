@@ -27,10 +27,15 @@ import select
 import socket
 import urllib.request
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import h11
+
+try:  # llhttp (C), a mesh dependency: the same framing checks at a tenth of the cost
+    import httptools
+except ImportError:  # pragma: no cover - h11 alone is enough
+    httptools = None  # type: ignore[assignment]
 
 from agentfm._base_client import (
     call_timeout_error,
@@ -50,7 +55,10 @@ if TYPE_CHECKING:
 
     from agentfm._base_client import RequestSpec
 
-__all__ = ["ExecutePool", "supports"]
+__all__ = ["PARSER", "ExecutePool", "supports"]
+
+PARSER = "auto"
+"""Response parser: ``"httptools"`` (llhttp) when installed, else ``"h11"``; tests pin one."""
 
 # h11 refuses a response head larger than this (a hostile gateway cannot grow our memory).
 _HEAD_LIMIT = 64 * 1024
@@ -87,6 +95,17 @@ def _set_keepalive(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, _KEEPALIVE_COUNT)
     except (OSError, AttributeError):  # pragma: no cover - platform without these options
         pass
+
+
+class _Head:
+    """A request head validated by h11 once, as an h11 event and as bytes."""
+
+    __slots__ = ("event", "raw")
+
+    def __init__(self, event: h11.Request) -> None:
+        self.event = event
+        scratch = h11.Connection(h11.CLIENT)
+        self.raw: bytes = scratch.send(event) or b""
 
 
 class _Exchange:
@@ -162,12 +181,7 @@ class _Connection(asyncio.Protocol):
         exchange = self._exchange
         if exchange is None or exchange.waiter.done():
             return
-        try:
-            # EOF ends a close-delimited body (h11 decides whether that is legal here).
-            self._h11.receive_data(b"")
-            self._pump(exchange)
-        except (h11.RemoteProtocolError, AgentFMError):
-            pass
+        self._feed_eof(exchange)
         if exchange.waiter.done():
             return
         detail = str(exc) if exc else "EOF"
@@ -182,6 +196,14 @@ class _Connection(asyncio.Protocol):
                 phase="body",
             )
         self._fail(error)
+
+    def _feed_eof(self, exchange: _Exchange) -> None:
+        try:
+            # EOF ends a close-delimited body (h11 decides whether that is legal here).
+            self._h11.receive_data(b"")
+            self._pump(exchange)
+        except (h11.RemoteProtocolError, AgentFMError):
+            pass
 
     # -- use ----------------------------------------------------------------------------
     def stale(self, now: float, expiry: float) -> bool:
@@ -206,10 +228,14 @@ class _Connection(asyncio.Protocol):
         self.last_byte = asyncio.get_running_loop().time()
         self.transport.write(request)
 
-    def encode(self, head: h11.Request, body: bytes) -> bytes:
+    def encode(self, head: _Head, body: bytes) -> bytes:
         conn = self._h11
         try:
-            return conn.send(head) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+            return (
+                conn.send(head.event)
+                + conn.send(h11.Data(data=body))
+                + conn.send(h11.EndOfMessage())
+            )
         except h11.LocalProtocolError as exc:
             raise InvalidRequestError(
                 f"cannot send this request: {exc}", code="invalid_request"
@@ -248,7 +274,7 @@ class _Connection(asyncio.Protocol):
             elif event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             elif kind is h11.Response:
-                self._on_head(exchange, event)  # type: ignore[arg-type]
+                self._on_head(exchange, event.status_code, event.headers)  # type: ignore[union-attr]
             elif kind is h11.EndOfMessage:
                 self._on_end(exchange)
                 return
@@ -257,12 +283,14 @@ class _Connection(asyncio.Protocol):
             elif kind is h11.ConnectionClosed:
                 return
 
-    def _on_head(self, exchange: _Exchange, event: h11.Response) -> None:
-        exchange.status = event.status_code
-        if 200 <= event.status_code < 400:
+    def _on_head(self, exchange: _Exchange, status: int, headers: Any) -> None:
+        exchange.status = status
+        if 200 <= status < 400:
             exchange.decoder = MarkerDecoder()
         else:
-            exchange.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers}
+            exchange.headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers
+            }
 
     def _on_data(self, exchange: _Exchange, data: bytes) -> None:
         if type(data) is not bytes:  # h11 hands out slices of its bytearray buffer
@@ -297,6 +325,101 @@ class _Connection(asyncio.Protocol):
             exchange.waiter.set_exception(error)
             return
         exchange.waiter.set_result((text, decoder.files_incoming))
+
+
+class _LLConnection(_Connection):
+    """The same connection with llhttp (httptools) doing the framing instead of h11.
+
+    llhttp refuses the same malformed framings (bad chunk sizes, a missing chunk CRLF,
+    duplicate Content-Length, CR in a header), skips nothing by itself, and knows that
+    1xx, 204 and 304 have no body; interim 1xx messages are ignored here.
+    """
+
+    def __init__(self, gateway_url: str) -> None:
+        super().__init__(gateway_url)
+        assert httptools is not None
+        self._ll = httptools.HttpResponseParser(self)
+        self._ll_headers: list[tuple[bytes, bytes]] = []
+        self._ll_keep = True
+        self._ll_done = False
+        self._ll_in_message = False
+        self._ll_close_delimited = False
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        self.last_byte = asyncio.get_running_loop().time()
+        if self._exchange is None:
+            self.abort()  # bytes while idle: nothing may arrive between exchanges
+            return
+        try:
+            self._ll.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, AgentFMError):
+                self._fail(cause)
+            else:  # pragma: no cover - a bug in a callback
+                raise
+        except httptools.HttpParserError as exc:
+            self._fail(
+                GatewayProtocolError(
+                    f"malformed response from the gateway: {exc}", code="bad_response"
+                )
+            )
+
+    def _feed_eof(self, exchange: _Exchange) -> None:
+        if self._ll_in_message and self._ll_close_delimited and not self._ll_done:
+            self._ll_done = True
+            self._ll_keep = False
+            self._on_end(exchange)
+
+    # llhttp callbacks
+    def on_message_begin(self) -> None:
+        if self._ll_done:
+            self._ll_keep = False  # bytes after the answer: do not reuse the connection
+        self._ll_headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._ll_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._ll.get_status_code()
+        exchange = self._exchange
+        if status < 200 or exchange is None or self._ll_done:
+            return  # 100 Continue, 103 Early Hints: the real answer follows
+        names = {name.lower() for name, _ in self._ll_headers}
+        self._ll_close_delimited = (
+            b"content-length" not in names
+            and b"transfer-encoding" not in names
+            and status not in (204, 304)
+        )
+        self._ll_in_message = True
+        self._on_head(exchange, status, self._ll_headers)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._exchange
+        if exchange is not None and self._ll_in_message and not self._ll_done:
+            self._on_data(exchange, body)
+
+    def on_message_complete(self) -> None:
+        exchange = self._exchange
+        if not self._ll_in_message or exchange is None or self._ll_done:
+            return
+        self._ll_done = True
+        self._ll_keep = self._ll.should_keep_alive()
+        self._on_end(exchange)
+
+    def encode(self, head: _Head, body: bytes) -> bytes:
+        return head.raw + body
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self._ll_done and self._ll_keep
+
+    def finish_cycle(self, now: float) -> None:
+        self._exchange = None
+        self._ll_done = False
+        self._ll_in_message = False
+        self.idle_since = now
 
 
 class ExecutePool:
@@ -339,10 +462,14 @@ class ExecutePool:
         self._limit = asyncio.Semaphore(max_connections) if max_connections else None
         self._headers_key: object = None
         self._headers: list[tuple[bytes, bytes]] = []
-        self._heads: dict[tuple[bytes, int], h11.Request] = {}
+        self._heads: dict[tuple[bytes, int], _Head] = {}
+        parser = PARSER
+        if parser == "auto":
+            parser = "httptools" if httptools is not None else "h11"
+        self._conn_class = _LLConnection if parser == "httptools" else _Connection
         self.connections_opened = 0
 
-    def _request(self, spec: RequestSpec, body: bytes) -> h11.Request:
+    def _request(self, spec: RequestSpec, body: bytes) -> _Head:
         """The h11 request head; h11 validates each distinct head once, then it is reused.
 
         A scatter sends the same headers mapping with every task, and only the body length
@@ -363,10 +490,12 @@ class ExecutePool:
         head = self._heads.get(key)
         if head is None:
             try:
-                head = h11.Request(
-                    method=b"POST",
-                    target=target,
-                    headers=[*self._headers, (b"Content-Length", b"%d" % len(body))],
+                head = _Head(
+                    h11.Request(
+                        method=b"POST",
+                        target=target,
+                        headers=[*self._headers, (b"Content-Length", b"%d" % len(body))],
+                    )
                 )
             except h11.LocalProtocolError as exc:
                 raise InvalidRequestError(
@@ -383,7 +512,7 @@ class ExecutePool:
         url = self._url
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(url), self._host, self._port),
+                loop.create_connection(lambda: self._conn_class(url), self._host, self._port),
                 self._connect_timeout,
             )
         except asyncio.TimeoutError:

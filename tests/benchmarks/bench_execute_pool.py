@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python tests/benchmarks/bench_execute_pool.py [--tasks 5000] [--profile]``
 
-A gateway stand-in runs in a subprocess: a uvloop server answering every request with the
+The lean path's default framing is httptools (llhttp) when installed; the h11-only figure is
+printed too. A gateway stand-in runs in a subprocess: a uvloop server answering every request with the
 Go gateway's reply to a short task (chunked text plus the marker). In this process the same
 number of tasks go through (a) `ExecutePool` with the request the SDK builds, and (b) a
 raw-socket keep-alive client that does no checking at all (the floor). Both use the same
@@ -128,14 +129,19 @@ def main() -> None:
     try:
         assert server.stdout is not None
         url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+        import agentfm._execute_pool as pool_module
+
         floor = measure(raw, url, args.tasks, args.concurrency, False)
         ours = measure(lean, url, args.tasks, args.concurrency, args.profile)
+        pool_module.PARSER = "h11"
+        pure = measure(lean, url, args.tasks, args.concurrency, False)
     finally:
         assert server.stdin is not None
         server.stdin.close()
         server.wait(10)
     print(f"raw socket client: {floor:.3f} ms CPU/task")
     print(f"ExecutePool:       {ours:.3f} ms CPU/task ({ours / floor:.2f}x the raw client)")
+    print(f"  with h11 only:   {pure:.3f} ms CPU/task ({pure / floor:.2f}x the raw client)")
 
 
 if __name__ == "__main__":

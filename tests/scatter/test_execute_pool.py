@@ -27,6 +27,14 @@ from agentfm import (
 from agentfm._base_client import RequestSpec
 from agentfm._execute_pool import ExecutePool, supports
 
+
+@pytest.fixture(autouse=True, params=["h11", "httptools"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case runs with both framings the lean path can use."""
+    monkeypatch.setattr("agentfm._execute_pool.PARSER", request.param)
+    return str(request.param)
+
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
