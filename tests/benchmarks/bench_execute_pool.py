@@ -2,9 +2,9 @@
 
 Run: ``.venv/bin/python tests/benchmarks/bench_execute_pool.py [--tasks 5000] [--profile]``
 
-The lean path's default framing is httptools (llhttp) when installed; the h11-only figure is
-printed too. A gateway stand-in runs in a subprocess: a uvloop server answering every request with the
-Go gateway's reply to a short task (chunked text plus the marker). In this process the same
+The lean path's default framing is httptools (llhttp) when installed; the h11-only figure
+is printed too. A gateway stand-in runs in a subprocess: a uvloop server answering every
+request with the Go gateway's reply to a short task (chunked text plus the marker). The same
 number of tasks go through (a) `ExecutePool` with the request the SDK builds, and (b) a
 raw-socket keep-alive client that does no checking at all (the floor). Both use the same
 concurrency on uvloop. Figures (CPU ms per task and their ratio) are printed, never asserted.
