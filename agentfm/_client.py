@@ -271,6 +271,20 @@ class AgentFMClient(_BaseClient):
         routing_warning: Warn (`AgentFMRoutingWarning`, once per model) when an
             OpenAI-compatible call names a model that is not a peer id; False for code that
             routes by agent or engine name on purpose.
+        idle_timeout: Seconds a task or completion stream may send nothing before
+            `AgentFMTimeoutError` (default 600, the Go gateway's own idle limit; None: wait
+            for ever). ``tasks.run/stream/scatter`` also take it per call.
+        max_output_bytes: Fail a task whose output passes this many bytes
+            (`OutputTooLargeError`); default: no cap.
+        proxy: Proxy URL (or `httpx.Proxy`); default: ``HTTP(S)_PROXY``/``ALL_PROXY`` unless
+            ``NO_PROXY`` covers the gateway, as httpx reads them.
+        verify: TLS verification (bool, CA bundle path or `ssl.SSLContext`) for https.
+        http_client: An `httpx.Client` (`httpx.AsyncClient` for the async client) to send
+            every request through, used as is and never closed by the SDK.
+
+    URL userinfo (``http://user:pw@host``) is sent as ``Authorization: Basic`` on every
+    request (it replaces a bearer key) and shown as ``http://***@host``;
+    ``gateway_url`` holds the URL without it.
 
     Example:
         ```python
