@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from agentfm._client import DEFAULT_GATEWAY, AgentFMClient, AsyncAgentFMClient
+from agentfm._redact import redact_url
 from agentfm._streaming import AsyncStream, Stream
 from agentfm._validation import is_peer_id
 from agentfm._version import __version__
@@ -37,6 +38,7 @@ from agentfm.exceptions import (
     ModelNotFoundError,
     NotSelfSubmitterError,
     NoWorkerForModelError,
+    OutputTooLargeError,
     PlainTextDispatchRefusedError,
     PlainTextInvalidRequestError,
     RateLimitError,
@@ -103,6 +105,7 @@ __all__ = [
     "ModelNotFoundError",
     "NoWorkerForModelError",
     "NotSelfSubmitterError",
+    "OutputTooLargeError",
     "PeerEntry",
     "PeerID",
     "PeerLog",
@@ -132,5 +135,6 @@ __all__ = [
     "describe_files",
     "flatten_messages",
     "is_peer_id",
+    "redact_url",
     "verify_signature",
 ]

@@ -28,6 +28,7 @@ from agentfm._constants import (
     RETRY_JITTER,
     RETRY_STATUSES,
 )
+from agentfm._redact import redact_text, redact_url
 from agentfm.exceptions import (
     AgentFMError,
     AgentFMTimeoutError,
@@ -49,14 +50,21 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
 __all__ = [
+    "IDLE_EXTENSION",
     "RequestSpec",
     "RetryPolicy",
     "acall_with_retry",
     "async_retrying",
+    "call_timeout_error",
     "call_with_retry",
+    "connect_timeout_error",
+    "connection_error",
     "decode_json",
     "error_from_response",
     "error_from_transport",
+    "idle_bound",
+    "idle_timeout_error",
+    "output_too_large_error",
     "parse_retry_after",
     "resolve_timeout",
     "sync_retrying",
@@ -85,27 +93,39 @@ class RequestSpec:
     # Carries the bearer key: never part of a repr or a log line.
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
+    # The read timeout of a long call is the idle bound (`idle_timeout`): a read timeout
+    # is then reported under that name.
+    idle_timeout: float | None = None
+
+    def encode_body(self) -> bytes | None:
+        """The JSON body as sent, refusing one the gateway would cut (pure: nothing is sent)."""
+        if self.json is None:
+            return None
+        content = json.dumps(self.json, ensure_ascii=False).encode("utf-8")
+        if len(content) > MAX_REQUEST_BODY:
+            # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
+            # after the whole upload; refusing here says why, and sends nothing.
+            raise InvalidRequestError(
+                f"request body is {len(content)} bytes; the gateway accepts at most "
+                f"{MAX_REQUEST_BODY} (shorten the prompt)",
+                code="request_too_large",
+            )
+        return content
+
     def build(self) -> httpx.Request:
         """Return the `httpx.Request` (pure: nothing is sent).
 
         ``path`` must be absolute by now and ``headers`` complete: the clients fill both in.
         """
         headers = dict(self.headers)
-        content: bytes | None = None
-        if self.json is not None:
-            content = json.dumps(self.json, ensure_ascii=False).encode("utf-8")
-            if len(content) > MAX_REQUEST_BODY:
-                # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
-                # after the whole upload; refusing here says why, and sends nothing.
-                raise InvalidRequestError(
-                    f"request body is {len(content)} bytes; the gateway accepts at most "
-                    f"{MAX_REQUEST_BODY} (shorten the prompt)",
-                    code="request_too_large",
-                )
+        content = self.encode_body()
+        if content is not None:
             headers["Content-Type"] = "application/json"
         extensions: dict[str, Any] = {}
         if self.timeout is not None:
             extensions["timeout"] = self.timeout.as_dict()
+        if self.idle_timeout is not None:
+            extensions[IDLE_EXTENSION] = self.idle_timeout
         return httpx.Request(
             self.method,
             self.path,
@@ -116,25 +136,78 @@ class RequestSpec:
         )
 
 
+IDLE_EXTENSION = "agentfm.idle_timeout"
+
+
 def resolve_timeout(
-    client_timeout: httpx.Timeout, call_timeout: float | None, kind: TimeoutKind
+    client_timeout: httpx.Timeout,
+    call_timeout: float | None,
+    kind: TimeoutKind,
+    idle_timeout: float | None = None,
 ) -> httpx.Timeout:
     """Pick the httpx timeout of one call.
 
     Short JSON calls use the client's timeout. Long calls (tasks, completions) keep the
-    client's connect/write/pool timeouts but never time out between bytes on their own,
-    because the gateway answers only when the agent is done. An explicit per-call
-    ``timeout`` bounds every phase (the drivers also enforce it as a total deadline).
+    client's connect/write/pool timeouts, and their read timeout is ``idle_timeout``: the
+    gateway answers only when the agent is done, so only a stream silent for that long is
+    stuck (None: unbounded). An explicit per-call ``timeout`` bounds every phase (the
+    drivers also enforce it as a total deadline).
     """
     if call_timeout is not None:
-        return httpx.Timeout(call_timeout)
+        read = call_timeout if idle_timeout is None else min(call_timeout, idle_timeout)
+        if kind == "short":
+            return httpx.Timeout(call_timeout)
+        return httpx.Timeout(call_timeout, read=read)
     if kind == "short":
         return client_timeout
     return httpx.Timeout(
         connect=client_timeout.connect,
-        read=None,
+        read=idle_timeout,
         write=client_timeout.write,
         pool=client_timeout.pool,
+    )
+
+
+def idle_bound(call_timeout: float | None, idle_timeout: float | None) -> float | None:
+    """The idle bound that is tighter than the call's own timeout (None: not binding)."""
+    if idle_timeout is None or (call_timeout is not None and call_timeout <= idle_timeout):
+        return None
+    return idle_timeout
+
+
+def idle_timeout_error(seconds: float) -> AgentFMTimeoutError:
+    """The error of a task stream that sent no byte for ``idle_timeout`` seconds."""
+    return AgentFMTimeoutError(
+        f"no data from the gateway for {seconds:g}s (idle_timeout={seconds:g}; raise it, "
+        "or pass idle_timeout=None for no bound)",
+        code="timeout",
+    )
+
+
+def call_timeout_error(seconds: float | None) -> AgentFMTimeoutError:
+    """The error of a call that did not finish within its ``timeout=``."""
+    return AgentFMTimeoutError(f"the call did not finish within {seconds}s", code="timeout")
+
+
+def connect_timeout_error(gateway_url: str, detail: str) -> AgentFMTimeoutError:
+    """A timeout before anything was sent (connect or pool)."""
+    return AgentFMTimeoutError(
+        f"timed out talking to the gateway at {redact_url(gateway_url)} ({detail})",
+        code="timeout",
+    )
+
+
+def connection_error(
+    gateway_url: str, detail: str, *, phase: Literal["request", "body"] = "request"
+) -> AgentFMError:
+    """A broken or refused connection; ``phase="body"`` once the response had started."""
+    url = redact_url(gateway_url)
+    if phase == "body":
+        return WorkerStreamError(
+            f"the stream from {url} broke: {redact_text(detail)}", code="worker_stream_failed"
+        )
+    return GatewayConnectionError(
+        f"could not reach the gateway at {url}: {redact_text(detail)}", code="connection_error"
     )
 
 
@@ -266,6 +339,14 @@ _NEVER_SENT = (
 )
 
 
+def _idle_of(exc: httpx.TimeoutException) -> float | None:
+    try:
+        value = exc.request.extensions.get(IDLE_EXTENSION)
+    except RuntimeError:  # an exception raised without a request attached
+        return None
+    return value if isinstance(value, (int, float)) else None
+
+
 def error_from_transport(
     exc: Exception, *, gateway_url: str, phase: Literal["request", "body"] = "request"
 ) -> AgentFMError:
@@ -275,25 +356,18 @@ def error_from_transport(
     connection is a failed worker stream rather than an unreachable gateway.
     """
     error: AgentFMError
+    detail = str(exc) or type(exc).__name__
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         error = InvalidRequestError(
-            f"invalid gateway URL {gateway_url!r}: {exc}", code="invalid_gateway_url"
+            f"invalid gateway URL {redact_url(gateway_url)!r}: {redact_text(detail)}",
+            code="invalid_gateway_url",
         )
+    elif isinstance(exc, httpx.ReadTimeout) and _idle_of(exc) is not None:
+        error = idle_timeout_error(_idle_of(exc) or 0.0)
     elif isinstance(exc, httpx.TimeoutException):
-        error = AgentFMTimeoutError(
-            f"timed out talking to the gateway at {gateway_url} ({type(exc).__name__})",
-            code="timeout",
-        )
-    elif phase == "body":
-        error = WorkerStreamError(
-            f"the stream from {gateway_url} broke: {exc or type(exc).__name__}",
-            code="worker_stream_failed",
-        )
+        error = connect_timeout_error(gateway_url, type(exc).__name__)
     else:
-        error = GatewayConnectionError(
-            f"could not reach the gateway at {gateway_url}: {exc or type(exc).__name__}",
-            code="connection_error",
-        )
+        error = connection_error(gateway_url, detail, phase=phase)
     error.request_sent = not isinstance(exc, _NEVER_SENT)
     return error
 
@@ -408,3 +482,15 @@ def sync_retrying(policy: RetryPolicy) -> tenacity.Retrying:
 def async_retrying(policy: RetryPolicy) -> tenacity.AsyncRetrying:
     """The tenacity controller for an async call under ``policy``."""
     return tenacity.AsyncRetrying(**_tenacity_kwargs(policy))
+
+
+def output_too_large_error(limit: int) -> AgentFMError:
+    """The error of a task whose output passed ``max_output_bytes``."""
+    from agentfm.exceptions import OutputTooLargeError
+
+    error = OutputTooLargeError(
+        f"the task's output passed max_output_bytes={limit}; the stream was closed",
+        code="output_too_large",
+    )
+    error.task_started = True
+    return error

@@ -21,6 +21,7 @@ from agentfm._base_client import (
     RequestSpec,
     RetryPolicy,
     acall_with_retry,
+    call_timeout_error,
     call_with_retry,
     decode_json,
     default_timeout,
@@ -29,16 +30,25 @@ from agentfm._base_client import (
 )
 from agentfm._constants import (
     DEFAULT_GATEWAY,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_RETRIES,
     ENV_API_KEY,
     ENV_GATEWAY_URL,
     USER_AGENT,
 )
-from agentfm._transport import AsyncShardedTransport, ShardedTransport
+from agentfm._redact import basic_auth, redact_url, split_userinfo
+from agentfm._transport import (
+    AsyncShardedTransport,
+    ShardedTransport,
+    resolve_proxy,
+    tls_context,
+)
+from agentfm._validation import require_positive_int, require_timeout
 from agentfm.artifacts import ArtifactManager
-from agentfm.exceptions import AgentFMError, AgentFMTimeoutError, InvalidRequestError
+from agentfm.exceptions import AgentFMError, InvalidRequestError
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator, Iterator, Mapping
     from types import TracebackType
 
@@ -63,8 +73,9 @@ _UNSET: Final = _Unset()
 class _SharedHttp:
     """An httpx client shared by a client and its `with_options` copies, closed by the last."""
 
-    def __init__(self, http: httpx.Client | httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.Client | httpx.AsyncClient, *, owned: bool = True) -> None:
         self.http = http
+        self.owned = owned
         self.users = 1
         self._lock = threading.Lock()
 
@@ -93,6 +104,10 @@ class _BaseClient:
         max_connections: int | None = None,
         default_headers: Mapping[str, str] | None = None,
         routing_warning: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_output_bytes: int | None = None,
+        proxy: str | httpx.URL | httpx.Proxy | None = None,
+        verify: bool | str | ssl.SSLContext = True,
     ) -> None:
         url = gateway_url or os.environ.get(ENV_GATEWAY_URL) or DEFAULT_GATEWAY
         if not url.startswith(("http://", "https://")):
@@ -110,7 +125,14 @@ class _BaseClient:
             )
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0:
             raise InvalidRequestError("timeout must be positive", code="invalid_timeout")
-        self.gateway_url: str = url.rstrip("/")
+        self.idle_timeout: float | None = require_timeout(idle_timeout, name="idle_timeout")
+        if max_output_bytes is not None:
+            require_positive_int(max_output_bytes, name="max_output_bytes")
+        self.max_output_bytes: int | None = max_output_bytes
+        self._url_arg = url.rstrip("/")
+        # Requests go to the bare URL; userinfo becomes a Basic header (see agentfm._redact).
+        bare, self._credentials = split_userinfo(self._url_arg)
+        self.gateway_url: str = bare
         self.retries: int = retries
         if isinstance(api_key, _Unset):
             api_key = os.environ.get(ENV_API_KEY) or None
@@ -129,6 +151,10 @@ class _BaseClient:
             else None
         )
         self._artifact_route_missing = False
+        self._proxy_arg = proxy
+        self._verify = verify
+        self._proxy: httpx.Proxy | None = resolve_proxy(self.gateway_url, proxy)
+        self._injected_http = False
         self._auth_headers = self._headers(auth=True)
         self._plain_headers = self._headers(auth=False)
 
@@ -139,7 +165,15 @@ class _BaseClient:
 
     def __repr__(self) -> str:
         auth = "set" if self._api_key else "none"
-        return f"{type(self).__name__}(gateway_url={self.gateway_url!r}, api_key=<{auth}>)"
+        url = redact_url(self._url_arg)
+        return f"{type(self).__name__}(gateway_url={url!r}, api_key=<{auth}>)"
+
+    def _transport_kwargs(self) -> dict[str, Any]:
+        return {
+            "max_connections": self.max_connections,
+            "proxy": self._proxy,
+            "verify": tls_context(self.gateway_url, self._verify),
+        }
 
     def _headers(self, *, auth: bool = True) -> dict[str, str]:
         headers = {
@@ -151,6 +185,10 @@ class _BaseClient:
         }
         if auth and self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        if self._credentials is not None:
+            # Userinfo in the URL: sent on every request, as httpx sends it (it replaces a
+            # bearer key, since both would be the one Authorization header).
+            headers["Authorization"] = basic_auth(self._credentials)
         return headers
 
     def _spec(self, spec: RequestSpec) -> RequestSpec:
@@ -166,11 +204,12 @@ class _BaseClient:
             idempotent=spec.idempotent,
             auth=spec.auth,
             headers=headers,
+            idle_timeout=spec.idle_timeout,
         )
 
     def _option_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
         merged: dict[str, Any] = {
-            "gateway_url": self.gateway_url,
+            "gateway_url": self._url_arg,
             "timeout": self._timeout_arg,
             "retries": self.retries,
             "artifacts_dir": self.artifacts_dir,
@@ -178,6 +217,10 @@ class _BaseClient:
             "max_connections": self.max_connections,
             "default_headers": self.default_headers,
             "routing_warning": self.routing_warning,
+            "idle_timeout": self.idle_timeout,
+            "max_output_bytes": self.max_output_bytes,
+            "proxy": self._proxy_arg,
+            "verify": self._verify,
         }
         for key, value in overrides.items():
             if key not in merged:
@@ -193,7 +236,7 @@ def _deadline(timeout: float | None) -> float | None:
 
 def _check_deadline(deadline: float | None, timeout: float | None) -> None:
     if deadline is not None and time.monotonic() > deadline:
-        raise AgentFMTimeoutError(f"the call did not finish within {timeout}s", code="timeout")
+        raise call_timeout_error(timeout)
 
 
 def _raw_pieces(response: httpx.Response) -> Iterator[bytes]:
@@ -229,6 +272,20 @@ class AgentFMClient(_BaseClient):
         routing_warning: Warn (`AgentFMRoutingWarning`, once per model) when an
             OpenAI-compatible call names a model that is not a peer id; False for code that
             routes by agent or engine name on purpose.
+        idle_timeout: Seconds a task or completion stream may send nothing before
+            `AgentFMTimeoutError` (default 600, the Go gateway's own idle limit; None: wait
+            for ever). ``tasks.run/stream/scatter`` also take it per call.
+        max_output_bytes: Fail a task whose output passes this many bytes
+            (`OutputTooLargeError`); default: no cap.
+        proxy: Proxy URL (or `httpx.Proxy`); default: ``HTTP(S)_PROXY``/``ALL_PROXY`` unless
+            ``NO_PROXY`` covers the gateway, as httpx reads them.
+        verify: TLS verification (bool, CA bundle path or `ssl.SSLContext`) for https.
+        http_client: An `httpx.Client` (`httpx.AsyncClient` for the async client) to send
+            every request through, used as is and never closed by the SDK.
+
+    URL userinfo (``http://user:pw@host``) is sent as ``Authorization: Basic`` on every
+    request (it replaces a bearer key) and shown as ``http://***@host``;
+    ``gateway_url`` holds the URL without it.
 
     Example:
         ```python
@@ -249,6 +306,11 @@ class AgentFMClient(_BaseClient):
         max_connections: int | None = None,
         default_headers: Mapping[str, str] | None = None,
         routing_warning: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_output_bytes: int | None = None,
+        proxy: str | httpx.URL | httpx.Proxy | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        http_client: httpx.Client | None = None,
         _shared: _SharedHttp | None = None,
     ) -> None:
         super().__init__(
@@ -260,11 +322,22 @@ class AgentFMClient(_BaseClient):
             max_connections=max_connections,
             default_headers=default_headers,
             routing_warning=routing_warning,
+            idle_timeout=idle_timeout,
+            max_output_bytes=max_output_bytes,
+            proxy=proxy,
+            verify=verify,
         )
+        if _shared is None and http_client is not None:
+            # The caller's client, used as is (its transport, proxies, TLS, event hooks);
+            # the caller closes it.
+            _shared = _SharedHttp(http_client, owned=False)
+            self._injected_http = True
+        elif _shared is not None:
+            self._injected_http = not _shared.owned
         if _shared is None:
             _shared = _SharedHttp(
                 httpx.Client(
-                    transport=ShardedTransport(max_connections=max_connections),
+                    transport=ShardedTransport(**self._transport_kwargs()),
                     follow_redirects=False,
                     timeout=self.timeout,
                 )
@@ -312,7 +385,7 @@ class AgentFMClient(_BaseClient):
         if self._closed:
             return
         self._closed = True
-        if self._shared.release():
+        if self._shared.release() and self._shared.owned:
             self._http.close()
 
     def __enter__(self) -> AgentFMClient:
@@ -418,6 +491,11 @@ class AsyncAgentFMClient(_BaseClient):
         max_connections: int | None = None,
         default_headers: Mapping[str, str] | None = None,
         routing_warning: bool = True,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_output_bytes: int | None = None,
+        proxy: str | httpx.URL | httpx.Proxy | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        http_client: httpx.AsyncClient | None = None,
         _shared: _SharedHttp | None = None,
     ) -> None:
         super().__init__(
@@ -429,11 +507,22 @@ class AsyncAgentFMClient(_BaseClient):
             max_connections=max_connections,
             default_headers=default_headers,
             routing_warning=routing_warning,
+            idle_timeout=idle_timeout,
+            max_output_bytes=max_output_bytes,
+            proxy=proxy,
+            verify=verify,
         )
+        if _shared is None and http_client is not None:
+            # The caller's client, used as is (its transport, proxies, TLS, event hooks);
+            # the caller closes it.
+            _shared = _SharedHttp(http_client, owned=False)
+            self._injected_http = True
+        elif _shared is not None:
+            self._injected_http = not _shared.owned
         if _shared is None:
             _shared = _SharedHttp(
                 httpx.AsyncClient(
-                    transport=AsyncShardedTransport(max_connections=max_connections),
+                    transport=AsyncShardedTransport(**self._transport_kwargs()),
                     follow_redirects=False,
                     timeout=self.timeout,
                 )
@@ -481,7 +570,7 @@ class AsyncAgentFMClient(_BaseClient):
         if self._closed:
             return
         self._closed = True
-        if self._shared.release():
+        if self._shared.release() and self._shared.owned:
             await self._http.aclose()
 
     async def close(self) -> None:

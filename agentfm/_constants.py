@@ -24,6 +24,12 @@ DEFAULT_TIMEOUT = 30.0
 # so their read timeout is unbounded unless the caller passes ``timeout=``.
 TASK_READ_TIMEOUT: float | None = None
 
+DEFAULT_IDLE_TIMEOUT: float | None = 600.0
+"""Seconds a task stream may stay silent before the client gives up (``idle_timeout``).
+
+The Go gateway ends a task after 10 minutes without a byte from its agent, so a client
+bound below that would cut tasks the gateway still serves."""
+
 # The gateway keeps idle connections for 120 s, uvicorn (embedded mesh) for 5 s. Expiring ours
 # earlier means a pooled socket is never reused just as the server closes it.
 KEEPALIVE_EXPIRY = 3.0

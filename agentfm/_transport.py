@@ -1,4 +1,12 @@
-"""Connection pooling: many small httpx pools instead of one large one.
+"""Transport configuration and connection pooling, resolved once for both HTTP paths.
+
+`resolve_proxy` decides, once per client, whether a proxy applies to the gateway (the
+``proxy=`` option, else ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` as httpx reads them):
+the httpx transports route through it and scatter's lean path steps aside for it.
+`tls_context` builds at most one TLS context per client, and none worth the name for a
+plain ``http://`` gateway (loading the CA bundle costs about 0.1 s per context).
+
+Pooling: many small httpx pools instead of one large one.
 
 httpx's connection pool re-scans every queued request against every connection each time a
 request starts or finishes, so its CPU cost per request grows with concurrency. A sharded
@@ -9,8 +17,11 @@ least-busy shard, adding shards as concurrency grows; the total is bounded only 
 
 from __future__ import annotations
 
+import ssl
 import threading
+import urllib.request
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,7 +30,71 @@ from agentfm._constants import KEEPALIVE_EXPIRY, POOL_SHARD_SIZE
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-__all__ = ["AsyncShardedTransport", "ShardedTransport"]
+__all__ = [
+    "AsyncShardedTransport",
+    "ShardedTransport",
+    "resolve_proxy",
+    "tls_context",
+]
+
+
+def resolve_proxy(
+    gateway_url: str, proxy: str | httpx.URL | httpx.Proxy | None = None
+) -> httpx.Proxy | None:
+    """The proxy that applies to ``gateway_url``, or None to connect directly.
+
+    An explicit ``proxy`` wins. Otherwise the environment is read the way httpx reads it
+    for a client built without ``transport=``: ``HTTP_PROXY``/``HTTPS_PROXY`` by scheme,
+    then ``ALL_PROXY``, unless ``NO_PROXY`` covers the host. (The SDK passes its own
+    transport, which makes httpx skip the environment, so it is resolved here instead.)
+    """
+    if proxy is not None:
+        return proxy if isinstance(proxy, httpx.Proxy) else httpx.Proxy(proxy)
+    parts = urlsplit(gateway_url)
+    proxies = urllib.request.getproxies()
+    chosen = proxies.get(parts.scheme) or proxies.get("all")
+    if not chosen or (parts.hostname and urllib.request.proxy_bypass(parts.hostname)):
+        return None
+    if "://" not in chosen:
+        chosen = "http://" + chosen  # httpx reads a bare host:port as http://
+    return httpx.Proxy(chosen)
+
+
+def tls_context(gateway_url: str, verify: bool | str | ssl.SSLContext = True) -> ssl.SSLContext:
+    """One TLS context for every pool of a client.
+
+    httpx builds a verifying context (CA bundle loaded) per transport unless handed one;
+    a plain ``http://`` gateway never does TLS, so it gets a bare context that costs
+    nothing to build. A proxy's own TLS (``https://`` proxy) is configured on the proxy.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if urlsplit(gateway_url).scheme != "https":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return httpx.create_ssl_context(verify=verify)
+
+
+class _Options:
+    __slots__ = ("proxy", "verify")
+
+    def __init__(self, proxy: httpx.Proxy | None, verify: ssl.SSLContext | None) -> None:
+        self.proxy = proxy
+        self.verify = verify
+
+    def kwargs(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.proxy is not None:
+            out["proxy"] = self.proxy
+        if self.verify is not None:
+            out["verify"] = self.verify
+        return out
+
+
+def _next_shard_size(shards: list[_Shard], size: int, max_connections: int | None) -> int:
+    """Size of a new shard: the usual size, or what is left of ``max_connections`` (0: none)."""
+    if max_connections is None:
+        return size
+    return max(0, min(size, max_connections - sum(s.size for s in shards)))
 
 
 def _shard_limits(size: int) -> httpx.Limits:
@@ -28,17 +103,14 @@ def _shard_limits(size: int) -> httpx.Limits:
     )
 
 
-def _shard_count_cap(max_connections: int | None, size: int) -> int | None:
-    if max_connections is None:
-        return None
-    return max(1, -(-max_connections // size))
-
-
 class _Shard:
-    __slots__ = ("in_flight", "transport")
+    __slots__ = ("in_flight", "size", "transport")
 
-    def __init__(self, transport: httpx.BaseTransport | httpx.AsyncBaseTransport) -> None:
+    def __init__(
+        self, transport: httpx.BaseTransport | httpx.AsyncBaseTransport, size: int
+    ) -> None:
         self.transport = transport
+        self.size = size
         self.in_flight = 0
 
 
@@ -105,24 +177,32 @@ class ShardedTransport(httpx.BaseTransport):
     """
 
     def __init__(
-        self, *, max_connections: int | None = None, shard_size: int = POOL_SHARD_SIZE
+        self,
+        *,
+        max_connections: int | None = None,
+        shard_size: int = POOL_SHARD_SIZE,
+        proxy: httpx.Proxy | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
-        if max_connections is not None:
-            shard_size = min(shard_size, max_connections)
         self._size = shard_size
-        self._cap = _shard_count_cap(max_connections, shard_size)
+        self._max = max_connections
+        self._options = _Options(proxy, verify)
         self._lock = threading.Lock()
         self._shards: list[_Shard] = []
 
     def _acquire(self) -> _Shard:
         with self._lock:
-            best = min(self._shards, key=lambda s: s.in_flight, default=None)
-            if best is None or (
-                best.in_flight >= self._size
-                and (self._cap is None or len(self._shards) < self._cap)
-            ):
-                best = _Shard(httpx.HTTPTransport(limits=_shard_limits(self._size)))
-                self._shards.append(best)
+            best = min(self._shards, key=lambda s: s.in_flight / s.size, default=None)
+            if best is None or best.in_flight >= best.size:
+                size = _next_shard_size(self._shards, self._size, self._max)
+                if size:
+                    transport = httpx.HTTPTransport(
+                        limits=_shard_limits(size),
+                        **self._options.kwargs(),  # type: ignore[arg-type]
+                    )
+                    best = _Shard(transport, size)
+                    self._shards.append(best)
+            assert best is not None
             best.in_flight += 1
             return best
 
@@ -154,21 +234,30 @@ class AsyncShardedTransport(httpx.AsyncBaseTransport):
     """The asyncio twin of `ShardedTransport` (one event loop, so no lock)."""
 
     def __init__(
-        self, *, max_connections: int | None = None, shard_size: int = POOL_SHARD_SIZE
+        self,
+        *,
+        max_connections: int | None = None,
+        shard_size: int = POOL_SHARD_SIZE,
+        proxy: httpx.Proxy | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
-        if max_connections is not None:
-            shard_size = min(shard_size, max_connections)
         self._size = shard_size
-        self._cap = _shard_count_cap(max_connections, shard_size)
+        self._max = max_connections
+        self._options = _Options(proxy, verify)
         self._shards: list[_Shard] = []
 
     def _acquire(self) -> _Shard:
-        best = min(self._shards, key=lambda s: s.in_flight, default=None)
-        if best is None or (
-            best.in_flight >= self._size and (self._cap is None or len(self._shards) < self._cap)
-        ):
-            best = _Shard(httpx.AsyncHTTPTransport(limits=_shard_limits(self._size)))
-            self._shards.append(best)
+        best = min(self._shards, key=lambda s: s.in_flight / s.size, default=None)
+        if best is None or best.in_flight >= best.size:
+            size = _next_shard_size(self._shards, self._size, self._max)
+            if size:
+                transport = httpx.AsyncHTTPTransport(
+                    limits=_shard_limits(size),
+                    **self._options.kwargs(),  # type: ignore[arg-type]
+                )
+                best = _Shard(transport, size)
+                self._shards.append(best)
+        assert best is not None
         best.in_flight += 1
         return best
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from agentfm._redact import redact_url
 from agentfm._version import __version__
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
         err.print(f"error: the gateway is rate limiting this client ({exc.message})", style="red")
         raise SystemExit(_EXIT_ERROR) from None
     except GatewayConnectionError as exc:
-        url = args.gateway or os.environ.get("AGENTFM_GATEWAY_URL") or DEFAULT_GATEWAY
+        url = redact_url(args.gateway or os.environ.get("AGENTFM_GATEWAY_URL") or DEFAULT_GATEWAY)
         err.print(
             f"error: cannot reach the gateway at {url} ({exc.message}). "
             "Is it running? Start a local one with: agentfm-py mesh serve --demo",

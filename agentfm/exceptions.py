@@ -25,7 +25,8 @@ AgentFMError
 ├── WorkerStreamError               (502 worker_stream_failed, failure mid-stream)
 │   └── IncompleteStreamError       (stream ended without marker or [DONE])
 ├── TaskExecutionError
-│   └── WorkerRejectedError         (the worker answered "❌ ERROR: …")
+│   ├── WorkerRejectedError         (the worker answered "❌ ERROR: …")
+│   └── OutputTooLargeError         (output over the client's max_output_bytes)
 ├── ArtifactError
 ├── LedgerUnavailableError          (503 ledger/comments/host unavailable, 501 not_implemented)
 ├── LedgerNotFoundError             (404 entry_not_found / comment_not_found)
@@ -70,6 +71,7 @@ __all__ = [
     "ModelNotFoundError",
     "NoWorkerForModelError",
     "NotSelfSubmitterError",
+    "OutputTooLargeError",
     "PlainTextDispatchRefusedError",
     "PlainTextInvalidRequestError",
     "RateLimitError",
@@ -224,6 +226,13 @@ class TaskExecutionError(AgentFMError):
 
 class WorkerRejectedError(TaskExecutionError):
     """The worker refused the task with a ``❌ ERROR:`` line (capacity, load, version)."""
+
+
+class OutputTooLargeError(TaskExecutionError):
+    """The task's output passed the client's ``max_output_bytes`` (code ``output_too_large``).
+
+    The stream is closed at that point; ``task_started`` is True.
+    """
 
 
 class ArtifactError(AgentFMError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import re
@@ -223,6 +224,32 @@ class Worker:
         entry["agentfm_online"] = True
         return entry
 
+    def _release_slot(self, ctx: AgentContext) -> None:
+        """Free the task's slot once its agent has really stopped.
+
+        Agent code on a thread (a sync `CallableAgent`) cannot be killed: until it returns,
+        the slot stays taken, so the telemetry and the capacity check tell the truth.
+        """
+        running = ctx.still_running
+        if not running:
+            self.current_tasks -= 1
+            return
+        loop = asyncio.get_running_loop()
+        left = [len(running)]
+
+        def one_done(_: object) -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                self.current_tasks -= 1
+
+        def from_thread(future: object) -> None:
+            # The mesh may have stopped meanwhile; then there is no slot left to free.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(one_done, future)
+
+        for future in running:
+            future.add_done_callback(from_thread)
+
     async def run(
         self, task_id: str, prompt: str, run_root: Path, artifacts_dir: Path, metrics: Metrics
     ) -> AsyncGenerator[bytes, None]:
@@ -275,7 +302,7 @@ class Worker:
             else:
                 yield NO_FILES
         finally:
-            self.current_tasks -= 1
+            self._release_slot(ctx)
             metrics.observe_task(status, time.monotonic() - started)
             if ctx.output_dir_used:
                 await asyncio.to_thread(remove_tree, ctx.output_dir)

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import atexit
 import contextlib
 import inspect
 import json
 import os
 import signal
 import subprocess
+import sys
+import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
     from pathlib import Path
 
     import httpx
@@ -64,7 +69,7 @@ class AgentContext:
         worker_name: the agent name of the worker running the task.
     """
 
-    __slots__ = ("_output_dir", "_used", "model", "task_id", "worker_name")
+    __slots__ = ("_output_dir", "_running", "_used", "model", "task_id", "worker_name")
 
     def __init__(self, task_id: str, model: str, worker_name: str, output_dir: Path) -> None:
         self.task_id = task_id
@@ -72,6 +77,16 @@ class AgentContext:
         self.worker_name = worker_name
         self._output_dir = output_dir
         self._used = False
+        self._running: list[Future[Any]] = []
+
+    def track(self, future: Future[Any]) -> None:
+        """Count ``future`` (agent code on a thread) as part of the task until it returns."""
+        self._running.append(future)
+
+    @property
+    def still_running(self) -> list[Future[Any]]:
+        """Agent code of this task that has not returned yet (a thread cannot be killed)."""
+        return [f for f in self._running if not f.done()]
 
     @property
     def output_dir(self) -> Path:
@@ -118,28 +133,82 @@ class CallableAgent(Agent):
     """Run a Python function as the agent.
 
     ``fn(prompt, ctx)`` may be sync or async and return a ``str``, an iterable of ``str``
-    or an async iterable of ``str``. Sync functions (and sync iterators) run in a worker
-    thread so a slow one never stalls the gateway; pass ``threaded=False`` for functions
-    that return at once.
+    or an async iterable of ``str``. Sync functions (and sync iterators) run on this
+    agent's own bounded thread pool (``max_threads``), never on the pool that serves
+    artifacts, so hung agents cannot starve the rest of the mesh; pass ``threaded=False``
+    for functions that return at once.
+
+    ``timeout`` bounds a task like `CommandAgent`'s: past it the task ends with
+    ``⚠️  Sandbox exited: signal: killed``. A thread cannot be killed, so the worker keeps
+    the slot busy (and its telemetry says so) until the function really returns.
 
     Example:
         >>> async def lines(prompt: str, ctx: AgentContext):
         ...     for word in prompt.split():
         ...         yield word + "\\n"
-        >>> agent = CallableAgent(lines)
+        >>> agent = CallableAgent(lines, timeout=60)
     """
 
-    def __init__(self, fn: AgentFunction, *, threaded: bool = True) -> None:
+    def __init__(
+        self,
+        fn: AgentFunction,
+        *,
+        threaded: bool = True,
+        timeout: float | None = None,
+        max_threads: int = 32,
+    ) -> None:
+        if max_threads < 1:
+            raise ValueError("max_threads must be at least 1")
         self.fn = fn
         self.threaded = threaded
+        self.timeout = timeout
+        self.max_threads = max_threads
         self._native = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.max_threads, thread_name_prefix=f"agentfm-agent-{id(self):x}"
+                )
+            return self._pool
+
+    async def _in_thread(self, ctx: AgentContext, fn: Callable[..., Any], *args: Any) -> Any:
+        future = self._executor().submit(fn, *args)
+        ctx.track(future)
+        return await asyncio.wrap_future(future)
 
     async def stream(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
-        """Call the function and yield what it produces."""
+        """Call the function and yield what it produces (within ``timeout``)."""
+        if self.timeout is None:
+            async for piece in self._produce(prompt, ctx):
+                yield piece
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        produce = self._produce(prompt, ctx)
+        try:
+            while True:
+                try:
+                    piece = await asyncio.wait_for(
+                        produce.__anext__(), max(0.0, deadline - loop.time())
+                    )
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:
+                    raise SandboxExit("signal: killed") from None
+                yield piece
+        finally:
+            with contextlib.suppress(Exception):
+                await produce.aclose()
+
+    async def _produce(self, prompt: str, ctx: AgentContext) -> AsyncGenerator[bytes, None]:
         if self._native or not self.threaded:
             result = self.fn(prompt, ctx)
         else:
-            result = await asyncio.to_thread(self.fn, prompt, ctx)
+            result = await self._in_thread(ctx, self.fn, prompt, ctx)
         if inspect.isawaitable(result):
             result = await result
         if isinstance(result, (str, bytes)):
@@ -151,7 +220,7 @@ class CallableAgent(Agent):
             iterator: Iterator[Any] = iter(result)
             while True:
                 if self.threaded:
-                    item = await asyncio.to_thread(next, iterator, _DONE)
+                    item = await self._in_thread(ctx, next, iterator, _DONE)
                 else:
                     item = next(iterator, _DONE)
                 if item is _DONE:
@@ -159,6 +228,13 @@ class CallableAgent(Agent):
                 yield _encode(item)
         elif result is not None:
             raise TypeError(f"agent returned {type(result).__name__}, expected str or iterable")
+
+    async def aclose(self) -> None:
+        """Stop the thread pool (threads still inside a hung function are left to finish)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _go_exit_text(returncode: int) -> str:
@@ -177,13 +253,88 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+# The watchdog: a tiny process told which agent process groups are alive. Its stdin is a
+# pipe only this process writes to; when this process dies (even by SIGKILL, when no
+# cleanup runs) the kernel closes the pipe, the watchdog reads EOF and kills every group
+# still registered. It needs no preexec hook (unsafe with threads) and works wherever
+# process groups do.
+_WATCHDOG = r"""
+import os, signal, sys
+groups = set()
+for line in sys.stdin.buffer:
+    try:
+        pgid = int(line[1:])
+    except ValueError:
+        continue
+    (groups.add if line[:1] == b"+" else groups.discard)(pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class _Watchdog:
+    """The process-wide watchdog of subprocess agents (started on first use)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _send(self, line: bytes) -> None:
+        with self._lock:
+            for _ in range(2):
+                proc = self._proc
+                if proc is None or proc.poll() is not None:
+                    proc = self._proc = subprocess.Popen(
+                        [sys.executable, "-S", "-c", _WATCHDOG],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,  # a Ctrl-C to our group must not stop it
+                    )
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(line)
+                    proc.stdin.flush()
+                    return
+                except OSError:
+                    self._proc = None  # it died: start a new one and say it again
+
+    def close(self) -> None:
+        """At exit: EOF tells the watchdog to clean up and stop."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+
+    def watch(self, pgid: int) -> None:
+        """Kill group ``pgid`` if this process dies before `forget` is called."""
+        if hasattr(os, "killpg"):
+            self._send(b"+%d\n" % pgid)
+
+    def forget(self, pgid: int) -> None:
+        """The group is gone (killed and reaped): stop watching it."""
+        if hasattr(os, "killpg"):
+            self._send(b"-%d\n" % pgid)
+
+
+WATCHDOG = _Watchdog()
+atexit.register(WATCHDOG.close)
+
+
 class CommandAgent(Agent):
     """Run a subprocess per task, the way the real worker runs its container.
 
     The prompt is appended as the last argument. The child gets ``AGENTFM_MODEL`` and
     ``AGENTFM_OUTPUT_DIR`` (its per-task artifact folder) in its environment; stdout and
     stderr are forwarded interleaved as they come. The child leads its own process group,
-    so a timeout, a client disconnect or the mesh stopping kills everything it started.
+    so a timeout, a client disconnect or the mesh stopping kills everything it started;
+    a watchdog process kills the group too if the mesh itself dies (even by SIGKILL).
 
     Example:
         >>> agent = CommandAgent(["python3", "-c", "import sys; print(sys.argv[-1])"], timeout=30)
@@ -222,6 +373,8 @@ class CommandAgent(Agent):
             )
         except (OSError, ValueError) as exc:
             raise StartFailed(str(exc)) from exc
+        # If the mesh is SIGKILLed, nothing below runs: the watchdog kills the group then.
+        WATCHDOG.watch(proc.pid)
         assert proc.stdout is not None
         loop = asyncio.get_running_loop()
         deadline = None if self.timeout is None else loop.time() + self.timeout
@@ -246,6 +399,7 @@ class CommandAgent(Agent):
             _kill_group(proc.pid)
             if proc.returncode is None:
                 await proc.wait()
+            WATCHDOG.forget(proc.pid)
         if returncode != 0:
             raise SandboxExit(_go_exit_text(returncode))
 

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from agentfm._base_client import RequestSpec, resolve_timeout
+from agentfm._base_client import (
+    RequestSpec,
+    idle_bound,
+    output_too_large_error,
+    resolve_timeout,
+)
 from agentfm._constants import (
     ARTIFACT_POLL_INTERVAL,
     DEFAULT_ARTIFACT_TIMEOUT,
@@ -63,6 +68,21 @@ ProgressCallback = Callable[[ScatterProgress], None]
 _Fetch = Literal["ok", "absent", "no_route"]
 
 
+class _ClientDefault:
+    def __repr__(self) -> str:
+        return "<client default>"
+
+
+CLIENT_DEFAULT: Any = _ClientDefault()
+"""``idle_timeout=`` left out: the client's ``idle_timeout`` applies."""
+
+
+def _idle(client: Any, idle_timeout: float | None) -> float | None:
+    if isinstance(idle_timeout, _ClientDefault):
+        return client.idle_timeout
+    return require_timeout(idle_timeout, name="idle_timeout")
+
+
 def _execute_spec(
     client: Any,
     peer: str,
@@ -71,6 +91,7 @@ def _execute_spec(
     timeout: float | None,
     feedback: str | None = None,
     feedback_rating: float | None = None,
+    idle_timeout: float | None = None,
 ) -> RequestSpec:
     body: dict[str, Any] = {"worker_id": peer, "prompt": prompt, "task_id": task_id}
     # Passed as given: the gateway stores feedback_rating unvalidated (only a number).
@@ -82,8 +103,16 @@ def _execute_spec(
         "POST",
         "/api/execute",
         json=body,
-        timeout=resolve_timeout(client.timeout, timeout, "long"),
+        timeout=resolve_timeout(client.timeout, timeout, "long", idle_timeout),
+        idle_timeout=idle_bound(timeout, idle_timeout),
     )
+
+
+def _count_output(received: int, piece: bytes, limit: int | None) -> int:
+    received += len(piece)
+    if limit is not None and received > limit:
+        raise output_too_large_error(limit)
+    return received
 
 
 def _async_spec(peer: str, prompt: str, webhook_url: str | None) -> RequestSpec:
@@ -174,12 +203,17 @@ class _FastAttempt:
         client: AgentFMClient | AsyncAgentFMClient,
         timeout: float | None,
         collect: Callable[[str], Awaitable[list[Path]]],
+        idle_timeout: float | None = None,
     ) -> None:
+        self._client = client
         self._url = client.gateway_url
-        self._headers = dict(client._auth_headers)
+        self._path = client.gateway_url + "/api/execute"
+        self._headers = client._auth_headers
         self._connect_timeout = client.timeout.connect
         self._max_connections = client.max_connections
         self._timeout = timeout
+        self._idle_timeout = idle_timeout
+        self._max_output = client.max_output_bytes
         self._collect = collect
         self._pool: ExecutePool | None = None
 
@@ -187,7 +221,6 @@ class _FastAttempt:
         if self._pool is None:
             self._pool = ExecutePool(
                 self._url,
-                self._headers,
                 connect_timeout=self._connect_timeout,
                 max_connections=self._max_connections,
             )
@@ -195,8 +228,19 @@ class _FastAttempt:
         task_id = mint_task_id()
         text = ""
         try:
+            # The same RequestSpec as tasks.run: same headers, same body cap. (Built
+            # directly: the timeouts are enforced by the pool, not read from the spec.)
+            spec = RequestSpec(
+                "POST",
+                self._path,
+                json={"worker_id": dispatch.peer_id, "prompt": dispatch.prompt, "task_id": task_id},
+                headers=self._headers,
+            )
             text, files_incoming = await self._pool.execute(
-                dispatch.peer_id, dispatch.prompt, task_id, self._timeout
+                spec,
+                timeout=self._timeout,
+                idle_timeout=self._idle_timeout,
+                max_output_bytes=self._max_output,
             )
             artifacts = await self._collect(task_id) if files_incoming else []
         except AgentFMError as exc:
@@ -244,6 +288,7 @@ class Tasks:
         peer_id: str | None = None,
         feedback: str | None = None,
         feedback_rating: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> TaskStream[TaskChunk]:
         """Stream a task's output as it is produced (the request is sent on first iteration).
 
@@ -259,13 +304,23 @@ class Tasks:
             feedback: A comment about the worker; after a clean end the gateway appends
                 it to its ledger (silently skipped when it has none).
             feedback_rating: With ``feedback``, also an ``honesty`` rating (-1..1).
+            idle_timeout: Seconds the stream may stay silent (default: the client's
+                ``idle_timeout``, 600; None: unbounded); `AgentFMTimeoutError` names it.
         """
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
         timeout = require_timeout(timeout)
+        idle = _idle(self._client, idle_timeout)
         spec = _execute_spec(
-            self._client, peer, prompt, task_id, timeout, feedback, feedback_rating
+            self._client,
+            peer,
+            prompt,
+            task_id,
+            timeout,
+            feedback,
+            feedback_rating,
+            idle_timeout=idle,
         )
         return TaskStream(
             lambda state: self._chunks(spec, timeout, state),
@@ -276,9 +331,11 @@ class Tasks:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[TaskChunk]:
         decoder = MarkerDecoder()
+        limit, received = self._client.max_output_bytes, 0
         with self._client._open_stream(spec) as response:
             try:
                 for piece in self._client._iter_body(response, timeout):
+                    received = _count_output(received, piece, limit)
                     for text in decoder.feed(piece):
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
@@ -302,6 +359,7 @@ class Tasks:
         peer_id: str | None = None,
         feedback: str | None = None,
         feedback_rating: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> TaskResult:
         """Run a task to completion and collect its files.
 
@@ -326,6 +384,7 @@ class Tasks:
             timeout=timeout,
             feedback=feedback,
             feedback_rating=feedback_rating,
+            idle_timeout=idle_timeout,
         )
         with stream:
             text = "".join(chunk.text for chunk in stream)
@@ -421,6 +480,7 @@ class Tasks:
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
         min_honesty: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> list[ScatterResult]:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
@@ -435,6 +495,8 @@ class Tasks:
             max_concurrency: Tasks in flight at once.
             max_retries: Extra attempts per prompt.
             timeout: Seconds one attempt may take.
+            idle_timeout: Seconds an attempt's stream may stay silent (default: the
+                client's ``idle_timeout``; None: unbounded).
             on_progress: Called with a `ScatterProgress` after every attempt.
             min_honesty: Skip peers whose ``honesty_score`` is below it (peers with
                 ``dispatch_allowed`` false are always skipped); `UntrustedPeersError` when
@@ -454,6 +516,7 @@ class Tasks:
             on_progress=on_progress,
             hedge=hedge,
             min_honesty=min_honesty,
+            idle_timeout=idle_timeout,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -469,6 +532,7 @@ class Tasks:
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
         min_honesty: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> Iterator[ScatterResult]:
         """Like `scatter`, but yield each result as soon as it is final (completion order)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
@@ -481,6 +545,7 @@ class Tasks:
             on_progress,
             hedge,
             require_min_honesty(min_honesty),
+            idle=_idle(self._client, idle_timeout),
         )
 
     def _scatter_iter(
@@ -493,6 +558,8 @@ class Tasks:
         on_progress: ProgressCallback | None,
         hedge: bool,
         min_honesty: float | None = None,
+        *,
+        idle: float | None = None,
     ) -> Iterator[ScatterResult]:
         if not prompts:
             return
@@ -512,23 +579,31 @@ class Tasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url):
-            fast = _FastAttempt(self._client, timeout, self._collect_in_thread)
+        if supports(self._client.gateway_url, proxy=self._client._proxy) and not (
+            self._client._injected_http
+        ):
+            fast = _FastAttempt(self._client, timeout, self._collect_in_thread, idle)
             yield from run_sync(
                 scheduler, on_progress=on_progress, async_attempt=fast, on_close=fast.close
             )
         else:
-            yield from run_sync(scheduler, lambda d: self._attempt(d, timeout), on_progress)
+            yield from run_sync(scheduler, lambda d: self._attempt(d, timeout, idle), on_progress)
 
     async def _collect_in_thread(self, task_id: str) -> list[Path]:
         return await asyncio.to_thread(self.collect_artifacts, task_id)
 
-    def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
+    def _attempt(
+        self, dispatch: Dispatch, timeout: float | None, idle: float | None = None
+    ) -> AttemptOutcome:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
             result = self.run(
-                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
+                worker_id=dispatch.peer_id,
+                prompt=dispatch.prompt,
+                task_id=task_id,
+                timeout=timeout,
+                idle_timeout=idle,
             )
         except AgentFMError as exc:
             partial = getattr(exc, "result", None)
@@ -600,14 +675,23 @@ class AsyncTasks:
         peer_id: str | None = None,
         feedback: str | None = None,
         feedback_rating: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> AsyncTaskStream[TaskChunk]:
         """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``."""
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
         timeout = require_timeout(timeout)
+        idle = _idle(self._client, idle_timeout)
         spec = _execute_spec(
-            self._client, peer, prompt, task_id, timeout, feedback, feedback_rating
+            self._client,
+            peer,
+            prompt,
+            task_id,
+            timeout,
+            feedback,
+            feedback_rating,
+            idle_timeout=idle,
         )
         return AsyncTaskStream(
             lambda state: self._chunks(spec, timeout, state),
@@ -618,9 +702,11 @@ class AsyncTasks:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> AsyncIterator[TaskChunk]:
         decoder = MarkerDecoder()
+        limit, received = self._client.max_output_bytes, 0
         async with self._client._open_stream(spec) as response:
             try:
                 async for piece in self._client._iter_body(response, timeout):
+                    received = _count_output(received, piece, limit)
                     for text in decoder.feed(piece):
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
@@ -644,6 +730,7 @@ class AsyncTasks:
         peer_id: str | None = None,
         feedback: str | None = None,
         feedback_rating: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> TaskResult:
         """Run a task to completion and collect its files (see `Tasks.run`)."""
         started = time.monotonic()
@@ -658,6 +745,7 @@ class AsyncTasks:
             timeout=timeout,
             feedback=feedback,
             feedback_rating=feedback_rating,
+            idle_timeout=idle_timeout,
         )
         async with stream:
             text = "".join([chunk.text async for chunk in stream])
@@ -753,6 +841,7 @@ class AsyncTasks:
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
         min_honesty: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> list[ScatterResult]:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
@@ -768,6 +857,7 @@ class AsyncTasks:
             on_progress=on_progress,
             hedge=hedge,
             min_honesty=min_honesty,
+            idle_timeout=idle_timeout,
         ):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -783,6 +873,7 @@ class AsyncTasks:
         on_progress: ProgressCallback | None = None,
         hedge: bool = False,
         min_honesty: float | None = None,
+        idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> AsyncIterator[ScatterResult]:
         """Yield each result as soon as it is final (``async for r in ...scatter_iter(...)``)."""
         peers = _check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
@@ -795,6 +886,7 @@ class AsyncTasks:
             on_progress,
             hedge,
             require_min_honesty(min_honesty),
+            idle=_idle(self._client, idle_timeout),
         )
 
     async def _scatter_iter(
@@ -807,6 +899,8 @@ class AsyncTasks:
         on_progress: ProgressCallback | None,
         hedge: bool,
         min_honesty: float | None = None,
+        *,
+        idle: float | None = None,
     ) -> AsyncIterator[ScatterResult]:
         if not prompts:
             return
@@ -826,21 +920,29 @@ class AsyncTasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url):
-            fast = _FastAttempt(self._client, timeout, self.collect_artifacts)
+        if supports(self._client.gateway_url, proxy=self._client._proxy) and not (
+            self._client._injected_http
+        ):
+            fast = _FastAttempt(self._client, timeout, self.collect_artifacts, idle)
             async for result in run_async(scheduler, fast, on_progress, on_close=fast.close):
                 yield result
         else:
-            attempt = lambda d: self._attempt(d, timeout)  # noqa: E731
+            attempt = lambda d: self._attempt(d, timeout, idle)  # noqa: E731
             async for result in run_async(scheduler, attempt, on_progress):
                 yield result
 
-    async def _attempt(self, dispatch: Dispatch, timeout: float | None) -> AttemptOutcome:
+    async def _attempt(
+        self, dispatch: Dispatch, timeout: float | None, idle: float | None = None
+    ) -> AttemptOutcome:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
             result = await self.run(
-                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
+                worker_id=dispatch.peer_id,
+                prompt=dispatch.prompt,
+                task_id=task_id,
+                timeout=timeout,
+                idle_timeout=idle,
             )
         except AgentFMError as exc:
             partial = getattr(exc, "result", None)

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from langchain_core.language_models import LangSmithParams
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
+from agentfm import redact_url
 from agentfm_integrations._clients import client_kwargs
 from agentfm_integrations._usage import estimate_tokens
 from agentfm_integrations.langchain._convert import PROVIDER
@@ -38,6 +39,16 @@ class MeshSettings(BaseModel):
     """Where produced files are extracted (per task); the SDK default when unset."""
     min_honesty: float | None = None
     """Only dispatch to peers whose honesty score is at least this (trust-aware routing)."""
+
+    def __repr_args__(self) -> Any:
+        # repr/str (and LangChain's "not_implemented" dumps, which embed the repr).
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "gateway_url" else value
+
+    @field_serializer("gateway_url")
+    def _shown_gateway_url(self, value: str | None) -> str | None:
+        # Userinfo (a proxy's password) never reaches dumps, tracing or callbacks.
+        return redact_url(value)
 
     @property
     def lc_secrets(self) -> dict[str, str]:
@@ -83,7 +94,7 @@ class RoutedModel(MeshSettings):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "gateway_url": self.gateway_url}
+        return {"model_name": self.model_name, "gateway_url": redact_url(self.gateway_url)}
 
     def _ls_params(
         self, model_type: Literal["chat", "llm"], stop: list[str] | None, kwargs: dict[str, Any]

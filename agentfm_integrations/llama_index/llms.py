@@ -40,7 +40,7 @@ from llama_index.core.base.llms.types import (
     MessageRole,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -54,6 +54,7 @@ from agentfm import (
     FileRef,
     InvalidRequestError,
     describe_files,
+    redact_url,
 )
 from agentfm_integrations import _routing
 from agentfm_integrations import _tool_calling as tc
@@ -236,7 +237,17 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
 
     def to_payload(self) -> dict[str, Any]:
         """Return what tracing may see: the metadata and routing, never the key."""
-        return {**super().to_payload(), "gateway_url": self.gateway_url}
+        return {**super().to_payload(), "gateway_url": redact_url(self.gateway_url)}
+
+    def __repr_args__(self) -> Any:
+        # repr/str (and LangChain's "not_implemented" dumps, which embed the repr).
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "gateway_url" else value
+
+    @field_serializer("gateway_url")
+    def _shown_gateway_url(self, value: str | None) -> str | None:
+        # Userinfo (a proxy's password) never reaches to_json/to_dict or tracing.
+        return redact_url(value)
 
     # -- clients ---------------------------------------------------------------------------
 

@@ -290,7 +290,13 @@ def main() -> None:
     if args.only:
         chosen = set(args.only.split(","))
     labels = set(args.clients.split(",")) if args.clients else None
-    seed_python = str(ensure_seed_venv())
+    wants_seed = any(
+        client == "seed" and (labels is None or label in labels)
+        for w in WORKLOADS
+        if w.name in chosen
+        for label, client, _ in w.clients
+    )
+    seed_python = str(ensure_seed_venv()) if wants_seed else sys.executable
     mesh, info = start_mesh(args.sdk_root)
     rows: list[Row] = []
     started = time.perf_counter()

@@ -47,6 +47,7 @@ EXPECTED_ALL = {
     "MeshOverloadedError",
     "ModelNotFoundError",
     "NoWorkerForModelError",
+    "OutputTooLargeError",
     "PeerID",
     "PlainTextDispatchRefusedError",
     "PlainTextInvalidRequestError",
@@ -69,6 +70,7 @@ EXPECTED_ALL = {
     "describe_files",
     "flatten_messages",
     "is_peer_id",
+    "redact_url",
     "verify_signature",
 }
 
