@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 # The scatter script a user would write: an embedded mesh with subprocess agents, a scatter
 # printing each result as it lands, and Ctrl-C reported with what finished so far.
+# A process started from a non-interactive shell in the background inherits SIGINT as
+# ignored, and Python then leaves it ignored: the script installs Python's own handler so
+# that Ctrl-C (here: the test's SIGINT) raises KeyboardInterrupt wherever it was started.
 SCRIPT = r"""
-import asyncio, json, sys
+import asyncio, json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from agentfm import AgentFMClient, AsyncAgentFMClient
 from agentfm.mesh import CommandAgent, EmbeddedMesh, WorkerConfig
 
@@ -56,6 +60,11 @@ with EmbeddedMesh(workers, api_keys=[], graceful_timeout=1.0) as mesh:
 print(json.dumps({"exited": True}), flush=True)
 """
 
+IGNORE_SIGINT_THEN_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_sigint_during_scatter(flavour: str, tmp_path: Path) -> None:
@@ -65,8 +74,18 @@ def test_sigint_during_scatter(flavour: str, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     pids.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # Start the script the way a CI job in the background does, with SIGINT ignored (the
+    # disposition survives exec), whatever the disposition of this test process is.
     proc = subprocess.Popen(
-        [sys.executable, str(script), flavour, str(agent), str(pids)],
+        [
+            sys.executable,
+            "-c",
+            IGNORE_SIGINT_THEN_EXEC,
+            str(script),
+            flavour,
+            str(agent),
+            str(pids),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
