@@ -35,9 +35,10 @@ def _parser() -> argparse.ArgumentParser:
 def serve_main(argv: list[str] | None = None) -> int:
     """Run ``mesh serve`` until SIGINT/SIGTERM/SIGHUP; return the process exit code.
 
-    Once ready, the first line on stdout is the URL (for scripts), then the workers and an
-    ``export AGENTFM_GATEWAY_URL=…`` line. ``--demo`` adds the demo workers, ``--config``
-    the workers of a TOML file; with neither the gateway serves no workers, and says so.
+    Once ready, it prints the URL as the only line on stdout (for scripts), and on stderr
+    the workers and an ``export AGENTFM_GATEWAY_URL=…`` line. ``--demo`` adds the demo
+    workers, ``--config`` the workers of a TOML file; with neither the gateway serves no
+    workers, and says so.
     """
     from agentfm.mesh._auth import AuthConfigError
     from agentfm.mesh._config import demo_workers
@@ -92,8 +93,9 @@ def serve_main(argv: list[str] | None = None) -> int:
 
 
 def _announce(mesh: EmbeddedMesh) -> None:
-    """The URL first (scripts read one line), then what a person needs to use the gateway."""
-    lines = [mesh.url]
+    """The URL alone on stdout (scripts read that line), then on stderr what a person needs."""
+    print(mesh.url, flush=True)
+    lines: list[str] = []
     workers = mesh.workers
     if workers:
         lines.append(f"serving {len(workers)} worker(s):")
@@ -108,4 +110,4 @@ def _announce(mesh: EmbeddedMesh) -> None:
         f"  export AGENTFM_GATEWAY_URL={mesh.url}",
         "Ctrl-C stops the gateway.",
     ]
-    print("\n".join(lines), flush=True)
+    print("\n".join(lines), file=sys.stderr, flush=True)

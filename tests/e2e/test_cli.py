@@ -361,8 +361,8 @@ def test_mesh_serve_prints_url_and_stops_on_sigint(
     finally:
         stop(proc)
     assert proc.returncode == 0, err
-    assert out == ""  # the banner is all it prints
-    # After the URL: every worker (name and peer id), then the line to copy.
+    assert out == ""  # stdout holds the URL line only, for scripts
+    # For people: every worker (name and peer id), then the line to copy.
     assert lines[0] == f"serving {len(workers)} worker(s):"
     for w in workers:
         assert any(w["name"] in row and w["peer_id"] in row for row in lines[1:]), out
@@ -383,11 +383,11 @@ def serve(args: list[str], tmp: Path) -> subprocess.Popen[str]:
 
 
 def rest_of_banner(proc: subprocess.Popen[str]) -> list[str]:
-    """The lines ``mesh serve`` prints after its URL, up to the Ctrl-C hint."""
-    assert proc.stdout is not None
+    """The lines ``mesh serve`` prints for people (stderr), up to the Ctrl-C hint."""
+    assert proc.stderr is not None
     lines: list[str] = []
     while not lines or not lines[-1].startswith("Ctrl-C"):
-        line = proc.stdout.readline()
+        line = proc.stderr.readline()
         assert line, lines
         lines.append(line.rstrip("\n"))
     return lines

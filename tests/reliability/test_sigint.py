@@ -73,7 +73,11 @@ def test_sigint_during_scatter(flavour: str, tmp_path: Path) -> None:
     script.write_text(SCRIPT)
     pids = tmp_path / "pids"
     pids.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # A private temporary folder: the mesh's working folders must be gone after Ctrl-C,
+    # and a client killed by the clean-up below leaves them here, not in the shared /tmp.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp)}
     # Start the script the way a CI job in the background does, with SIGINT ignored (the
     # disposition survives exec), whatever the disposition of this test process is.
     proc = subprocess.Popen(
@@ -124,3 +128,4 @@ def test_sigint_during_scatter(flavour: str, tmp_path: Path) -> None:
     # Nothing the embedded mesh started outlives the client process.
     assert all(not alive(pid) for pid in agent_pids)
     assert proc.returncode == 0
+    assert list(tmp.iterdir()) == []
