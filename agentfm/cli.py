@@ -17,13 +17,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from agentfm._redact import redact_url
+from agentfm._redact import redact_text
 from agentfm._version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from agentfm import AgentFMClient, ScatterProgress, ScatterResult, WorkerProfile
+    from agentfm import (
+        AgentFMClient,
+        AgentFMError,
+        ScatterProgress,
+        ScatterResult,
+        WorkerProfile,
+    )
 
 __all__ = ["main"]
 
@@ -225,10 +231,14 @@ def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
         err.print(f"error: the gateway is rate limiting this client ({exc.message})", style="red")
         raise SystemExit(_EXIT_ERROR) from None
     except GatewayConnectionError as exc:
-        url = redact_url(args.gateway or os.environ.get("AGENTFM_GATEWAY_URL") or DEFAULT_GATEWAY)
+        url = redact_text(args.gateway or os.environ.get("AGENTFM_GATEWAY_URL") or DEFAULT_GATEWAY)
+        # The SDK's message already names the gateway ("could not reach the gateway at …:
+        # Connection refused"); say it once, and name it only if the message does not.
+        detail = exc.message.rstrip(".")
+        if url.rstrip("/") not in detail:
+            detail = f"cannot reach the gateway at {url}: {detail}"
         err.print(
-            f"error: cannot reach the gateway at {url} ({exc.message}). "
-            "Is it running? Start a local one with: agentfm-py mesh serve --demo",
+            f"error: {detail}. Is it running? Start a local one with: agentfm-py mesh serve --demo",
             style="red",
         )
         raise SystemExit(_EXIT_ERROR) from None
@@ -237,16 +247,46 @@ def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
         raise SystemExit(_EXIT_ERROR) from None
 
 
+def _unknown_model(model: str) -> AgentFMError:
+    """The one "unknown model" error of ``chat``, ``run`` and ``scatter``."""
+    from agentfm import WorkerNotFoundError
+
+    return WorkerNotFoundError(
+        f"no worker matches {model!r} (a peer id, agent name or engine); see: agentfm-py models",
+        code="model_not_found",
+    )
+
+
+def _require_peer(peer: str) -> str:
+    """``--peer`` must be a peer id; a name belongs in ``--model``."""
+    from agentfm import InvalidRequestError
+    from agentfm._validation import is_peer_id
+
+    if not is_peer_id(peer):
+        raise InvalidRequestError(
+            f"--peer {peer!r} is not a peer id (those look like 12D3KooW…); "
+            "for an agent or engine name use --model; see: agentfm-py models",
+            code="invalid_peer_id",
+        )
+    return peer
+
+
 def _pick_worker(client: AgentFMClient, peer: str | None, model: str | None) -> WorkerProfile:
     """The worker a ``--peer``/``--model`` pair designates (least loaded match for a model)."""
     from agentfm import WorkerNotFoundError
 
     if peer is not None:
-        return client.workers.get(peer)
+        try:
+            return client.workers.get(_require_peer(peer))
+        except WorkerNotFoundError:
+            raise WorkerNotFoundError(
+                f"no worker with peer id {peer!r} on this mesh; see: agentfm-py models",
+                code="worker_not_found",
+            ) from None
     assert model is not None  # argparse makes exactly one of the two required
     matches = client.workers.match(model)
     if not matches:
-        raise WorkerNotFoundError(f"no worker matches {model!r}; see: agentfm-py models")
+        raise _unknown_model(model)
     return matches[0]
 
 
@@ -302,34 +342,60 @@ def _cmd_models(args: argparse.Namespace, out: _Console, err: _Console) -> int:
 
 
 def _cmd_chat(args: argparse.Namespace, out: _Console, err: _Console) -> int:
-    from agentfm import AgentFMRoutingWarning
+    from agentfm import AgentFMRoutingWarning, ModelNotFoundError
 
     message = args.message if args.message is not None else args.prompt
     if not message:
         err.print("error: give a message (positional) or --prompt")
         return _EXIT_ERROR
-    model = args.peer or args.model
     messages = [{"role": "user", "content": message}]
     with _client(args) as client, warnings.catch_warnings():
         # --model asks for name routing on purpose; the SDK's reminder to pin a peer id
         # would only be noise here.
         warnings.simplefilter("ignore", AgentFMRoutingWarning)
-        if args.stream:
-            with client.openai.chat.completions.create(
-                model=model, messages=messages, stream=True
-            ) as stream:
-                for chunk in stream:
-                    for choice in chunk.choices:
-                        if choice.delta.content:
-                            out.write(choice.delta.content)
+        # --peer names one worker: check it the way `run` does, so both commands say the
+        # same thing about a bad or absent peer id.
+        model = _pick_worker(client, args.peer, None).peer_id if args.peer else args.model
+        try:
+            if args.stream:
+                with client.openai.chat.completions.create(
+                    model=model, messages=messages, stream=True
+                ) as stream:
+                    # Trailing newlines are held back so the answer ends with exactly one.
+                    held = ""
+                    for chunk in stream:
+                        for choice in chunk.choices:
+                            if choice.delta.content:
+                                text = held + choice.delta.content
+                                shown = text.rstrip("\n")
+                                out.write(shown)
+                                held = text[len(shown) :]
+                task_id: str | None = stream.task_id
+                peer_id = stream.peer_id
+            else:
+                completion = client.openai.chat.completions.create(model=model, messages=messages)
+                task_id, peer_id = None, (model if args.peer else None)
+                out.write((completion.choices[0].message.content or "").rstrip("\n"))
             out.write("\n")
-        else:
-            completion = client.openai.chat.completions.create(model=model, messages=messages)
-            out.write((completion.choices[0].message.content or "") + "\n")
+        except ModelNotFoundError:
+            raise _unknown_model(model) from None
+    # The chat route returns text only. An agent that writes files (writer's "wrote
+    # answer.md") leaves them with the gateway, which files them under the task id.
+    where = f"<its artifacts folder>/{task_id}.zip" if task_id else "its artifacts folder"
+    target = f"--peer {peer_id}" if peer_id else f"--model {model}"
+    err.print(
+        f"files the agent wrote (if any) stay with the gateway, in {where}; "
+        f'to save them here: agentfm-py run {target} "…" --out DIR',
+        style="dim",
+    )
     return _EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    from agentfm._validation import require_prompt
+
+    # The SDK would refuse it anyway; refuse before announcing a worker for it.
+    require_prompt(args.prompt)
     with _client(args, artifacts_dir=args.out) as client:
         worker = _pick_worker(client, args.peer, args.model)
         err.print(f"running on {worker.name or '-'} ({worker.peer_id})", style="dim")
@@ -355,6 +421,8 @@ def _read_prompts(source: str) -> list[str]:
 
 
 def _cmd_scatter(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+    from agentfm import PeerID
+
     try:
         prompts = _read_prompts(args.prompts_file)
     except OSError as exc:
@@ -367,10 +435,9 @@ def _cmd_scatter(args: argparse.Namespace, out: _Console, err: _Console) -> int:
         if args.model:
             peers = [w.peer_id for w in client.workers.match(args.model)]
             if not peers:
-                err.print(f"error: no worker matches {args.model!r}; see: agentfm-py models")
-                return _EXIT_ERROR
+                raise _unknown_model(args.model)
         else:
-            peers = list(args.peer)
+            peers = [PeerID(_require_peer(peer)) for peer in args.peer]
         sink: TextIO = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
         try:
             failed = _scatter_to_jsonl(client, prompts, peers, args, sink, err)
@@ -463,7 +530,8 @@ def _cmd_mesh(args: argparse.Namespace, out: _Console, err: _Console) -> int:
     try:
         from agentfm.mesh import serve_main
     except ImportError as exc:
-        err.print(f"error: {exc}. Install it with: pip install 'agentfm-integrations[mesh]'")
+        # agentfm.mesh's own message names what is missing and the pip command.
+        err.print(f"error: {exc}")
         return _EXIT_ERROR
     return serve_main(list(args.passthrough))
 

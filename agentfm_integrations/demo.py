@@ -54,6 +54,10 @@ scatter include it, exactly as a broken peer would be included on a real mesh.""
 
 LLM_WORKER_NAME = "llm"
 
+COOKBOOK_URL = "https://github.com/agentfm/agentfm-integrations/tree/main/cookbook"
+"""Where the cookbook lives: a wheel does not ship the scripts (pyproject's Homepage plus
+``/tree/main/cookbook``; tests/e2e/test_packaging.py keeps the two in step)."""
+
 CORPUS: tuple[tuple[str, str], ...] = (
     (
         "mesh.md",
@@ -137,7 +141,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--artifacts-dir",
         type=Path,
         default=None,
-        help="where task files are extracted (default: a new temporary folder)",
+        help="where task files are extracted and kept (default: a temporary folder, removed "
+        "when the demo ends)",
     )
     args = parser.parse_args(argv)
     if args.prompts < 1:
@@ -149,9 +154,9 @@ def _refuse_every_task(prompt: str, ctx: AgentContext) -> Iterator[str]:
     """Agent body of the flaky worker: refuse, the way a real worker at capacity does.
 
     A real worker that cannot take a task writes one ``❌ ERROR:`` line and closes the
-    stream without an end-of-task marker. The SDK reads that as "never ran", so scatter may
-    safely send the prompt to another peer. (A stream that breaks *after* a task started
-    is not re-sent: the task may already have done its work.)
+    stream without an end-of-task marker. The SDK types it as a rejection, and scatter
+    sends the prompt to another peer (as it does for any failed task; only a task that
+    completed is never re-run).
     """
     from agentfm.mesh import BreakStream
 
@@ -362,7 +367,7 @@ def _peer_cell(console: Console, peer_id: str) -> str:
 
 
 def _print_report(
-    console: Console, mesh: EmbeddedMesh, report: _Report, artifacts_dir: Path
+    console: Console, mesh: EmbeddedMesh, report: _Report, artifacts_dir: Path, *, kept: bool
 ) -> None:
     names = {w.peer_id: w.name for w in mesh.workers}
     peers = Table(title="Peers used", title_justify="left")
@@ -386,7 +391,10 @@ def _print_report(
     lines = [
         f"failovers: {report.failovers} (prompts moved to another peer after a refusal)",
         f"failed prompts: {report.failed_prompts}",
-        f"artifacts folder: {artifacts_dir}",
+        f"artifacts folder: {artifacts_dir}"
+        + (
+            "" if kept else " (temporary: removed when the demo ends; --artifacts-dir DIR keeps it)"
+        ),
         *(f"artifact: {p}" for p in report.artifacts),
     ]
     for line in lines:
@@ -447,7 +455,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the tour and return the process exit code (0 when every step worked)."""
     args = _parse_args(argv)
     console = Console(highlight=False)
-    artifacts_dir: Path = args.artifacts_dir or Path(tempfile.mkdtemp(prefix="agentfm-demo-"))
     report = _Report()
 
     from agentfm.mesh import EmbeddedMesh
@@ -456,6 +463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     total = time.perf_counter()
     with ExitStack() as stack:
+        # Files are kept only in a folder the user named; a temporary one goes at the end
+        # (entered first, so it is removed after the mesh has stopped).
+        artifacts_dir: Path = args.artifacts_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="agentfm-demo-"))
+        )
         try:
             with report.step("start mesh"), console.status("starting the embedded mesh…"):
                 mesh = stack.enter_context(EmbeddedMesh.demo())
@@ -468,9 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         report.timings["total"] = time.perf_counter() - total
         console.rule("[bold]report", align="left")
-        _print_report(console, mesh, report, artifacts_dir)
+        _print_report(console, mesh, report, artifacts_dir, kept=args.artifacts_dir is not None)
     console.print(
         "Next: [bold]agentfm-py mesh serve --demo[/] for a gateway of your own, and the "
-        "scripts in cookbook/ (README.md lists them)."
+        f"cookbook scripts: {COOKBOOK_URL}",
+        soft_wrap=True,
     )
     return 0 if report.failed_prompts == 0 else 1

@@ -56,28 +56,29 @@ class ScriptedBrain(BaseChatModel):
 
 
 def main() -> None:
-    with gateway():
+    # Where the tools extract files: a temporary folder, removed at the end (name a folder of
+    # your own to keep them).
+    with tempfile.TemporaryDirectory(prefix="agentfm-agent-") as files, gateway():
         # One tool per agent on the mesh; keep the writer, which produces a file.
-        files = tempfile.mkdtemp(prefix="agentfm-agent-")  # where the tools extract files
         tools = [t for t in AgentFMToolkit(artifacts_dir=files).get_tools() if "writer" in t.name]
         print(f"tools: {[t.name for t in tools]}")
 
         agent = create_react_agent(ScriptedBrain(), tools)
         state = agent.invoke({"messages": [("human", "write a note about the mesh")]})
 
-    for message in state["messages"]:
-        if isinstance(message, ToolMessage):
-            # content is what the model saw; artifact is for the application: the task id,
-            # the peer that ran it, and the files it produced (path, mime type, size, sha256).
-            print(f"tool {message.name} content: {str(message.content).strip()!r}")
-            print(
-                f"tool artifact: task {message.artifact['task_id']} on {message.artifact['peer_id']}"
-            )
-            for ref in message.artifact["files"]:
-                first_line = Path(ref["path"]).read_text(encoding="utf-8").splitlines()[0]
-                print(
-                    f"  file {ref['path']} ({ref['mime_type']}, {ref['size']} bytes): {first_line}"
-                )
+        for message in state["messages"]:
+            if isinstance(message, ToolMessage):
+                # content is what the model saw; artifact is for the application: the task id,
+                # the peer that ran it, and the files it produced (path, mime type, size, sha256).
+                print(f"tool {message.name} content: {str(message.content).strip()!r}")
+                artifact = message.artifact
+                print(f"tool artifact: task {artifact['task_id']} on {artifact['peer_id']}")
+                for ref in artifact["files"]:
+                    first_line = Path(ref["path"]).read_text(encoding="utf-8").splitlines()[0]
+                    print(
+                        f"  file {ref['path']} ({ref['mime_type']}, {ref['size']} bytes): "
+                        f"{first_line}"
+                    )
     print(f"agent answer: {state['messages'][-1].content}")
 
 

@@ -43,8 +43,9 @@ def scripted_brain(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessag
 
 
 async def run() -> None:
-    with gateway():
-        files = tempfile.mkdtemp(prefix="agentfm-agent-")  # where the tools extract files
+    # Where the tools extract files: a temporary folder, removed at the end (name a folder of
+    # your own to keep them).
+    with tempfile.TemporaryDirectory(prefix="agentfm-agent-") as files, gateway():
         tools = AgentFMToolSpec(artifacts_dir=files).to_tool_list()  # AGENTFM_GATEWAY_URL
         print(f"tools: {[t.metadata.name for t in tools]}")
 
@@ -54,8 +55,8 @@ async def run() -> None:
         async for event in handler.stream_events():
             if isinstance(event, ToolCallResult):
                 report = event.tool_output.raw_output  # the application-side result
-                files = [f["path"] for f in report["files"]]
-                print(f"tool {event.tool_name} -> peer {report['peer_id']}, files {files}")
+                paths = [f["path"] for f in report["files"]]
+                print(f"tool {event.tool_name} -> peer {report['peer_id']}, files {paths}")
         answer = await handler
     print(f"agent answer: {answer}")
 

@@ -19,8 +19,9 @@ CONFIG = Path(__file__).with_name("10_own_agent.toml")
 
 
 def main() -> None:
-    files = Path(tempfile.mkdtemp(prefix="agentfm-wordcount-"))
     with (
+        # The tasks' files go to a temporary folder, removed at the end.
+        tempfile.TemporaryDirectory(prefix="agentfm-wordcount-") as files,
         # Keyword arguments override the file: any free port, so 8080 may stay busy.
         EmbeddedMesh.from_toml(CONFIG, port=0) as mesh,
         AgentFMClient(mesh.url, artifacts_dir=files) as client,

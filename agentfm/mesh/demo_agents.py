@@ -13,6 +13,9 @@ from collections import Counter
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _ROLE_PREFIX = re.compile(r"^(system|user|assistant|tool|developer):\s?", re.MULTILINE)
+# A turn of the gateway's chat flattening: "<role>: <content>" at the start or after the blank
+# line that ends the previous turn.
+_TURN = re.compile(r"(?:\A|\n\n)(system|user|assistant|tool|developer|function): ")
 _STOPWORDS = frozenset(
     [
         "a",
@@ -68,6 +71,28 @@ def echo_lines(prompt: str) -> list[str]:
     """The prompt back, line by line (each line keeps or gains its newline)."""
     lines = prompt.splitlines(keepends=True) or [""]
     return [line if line.endswith("\n") else line + "\n" for line in lines]
+
+
+def last_user_turn(prompt: str) -> str | None:
+    """The last user message of a flattened chat prompt; None when ``prompt`` is not one.
+
+    The gateway turns chat messages into ``"user: Hi\n\nassistant:"`` (protocol: prompt
+    flattening). Echoing that whole transcript reads as an empty conversation, so on a chat
+    route the echo agent answers with what the user said last (the last turn of any role
+    when no user spoke).
+    """
+    if not prompt.endswith("assistant:"):
+        return None
+    body = prompt[: -len("assistant:")]
+    if not body:  # every message was empty
+        return ""
+    turns = list(_TURN.finditer(body))
+    if not turns or turns[0].start() != 0 or not body.endswith("\n\n"):
+        return None
+    ends = [t.start() for t in turns[1:]] + [len(body) - 2]
+    contents = [(t.group(1), body[t.end() : end]) for t, end in zip(turns, ends, strict=True)]
+    users = [text for role, text in contents if role == "user"]
+    return users[-1] if users else contents[-1][1]
 
 
 def _plain_text(prompt: str) -> str:
@@ -359,7 +384,8 @@ def main(argv: list[str]) -> int:
     agent, prompt = argv[0], argv[-1]
     out = sys.stdout
     if agent == "echo":
-        for line in echo_lines(prompt):
+        turn = last_user_turn(prompt)
+        for line in echo_lines(prompt if turn is None else turn):
             out.write(line)
             out.flush()
     elif agent == "writer":

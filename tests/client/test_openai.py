@@ -40,7 +40,8 @@ async def test_chat_non_stream(any_client: Any, demo_mesh: EmbeddedMesh) -> None
         temperature=0.2,
     )
     assert isinstance(reply, ChatCompletion)
-    assert reply.choices[0].message.content == "system: S\n\nuser: Hi\n\nassistant:\n\n"
+    # The demo echo answers a chat with the last user turn of the gateway's flattened prompt.
+    assert reply.choices[0].message.content == "Hi\n\n"
 
 
 async def test_chat_stream(any_client: Any, demo_mesh: EmbeddedMesh) -> None:
@@ -56,7 +57,7 @@ async def test_chat_stream(any_client: Any, demo_mesh: EmbeddedMesh) -> None:
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    assert text == "user: one\n\nassistant:\n\n"
+    assert text == "one\n\n"
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert stream.peer_id == peer
     assert stream.task_id

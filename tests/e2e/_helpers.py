@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +19,13 @@ COOKBOOK = REPO / "cookbook"
 
 # A script that needs longer than this is hung, not slow: every one finishes in seconds.
 SCRIPT_TIMEOUT = 180.0
+
+
+def pyproject() -> dict[str, Any]:
+    """The parsed pyproject.toml (tomllib from 3.11, its tomli backport before)."""
+    toml: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    data: dict[str, Any] = toml.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    return data
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

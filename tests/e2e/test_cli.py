@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from agentfm.cli import main
 from agentfm.mesh import EmbeddedMesh
+from agentfm.mesh._peerid import peer_id_from_seed, seed_from_text
 from tests.e2e._helpers import REPO, clean_env, run_python
 
 if TYPE_CHECKING:
@@ -117,7 +119,85 @@ def test_chat_by_model_streams(
         monkeypatch,
     )
     assert code == 0
-    assert "hello from the cli" in out
+    # The echo agent answers a chat with the last user turn, not the flattened transcript
+    # ("user: …\n\nassistant:"), and the answer ends with one newline.
+    assert out == "hello from the cli\n"
+
+
+def test_chat_with_a_file_writing_agent_says_where_files_are(
+    demo_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = cli(
+        ["--gateway", demo_mesh.url, "chat", "--model", "writer", "a note"], capsys, monkeypatch
+    )
+    assert code == 0
+    assert out.startswith("wrote answer.md")
+    match = re.search(r"stay with the gateway, in <its artifacts folder>/(task_\w+)\.zip", err)
+    assert match, err
+    assert f"agentfm-py run --peer {demo_mesh.peer_id('writer')}" in err
+    assert "--out DIR" in err
+    # The zip is really there, under that name.
+    assert (demo_mesh.artifacts_dir / f"{match.group(1)}.zip").is_file()
+
+
+def test_unknown_model_reads_the_same_in_chat_run_and_scatter(
+    demo_mesh: EmbeddedMesh,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "prompts.txt"
+    source.write_text("a\n", encoding="utf-8")
+    errors = []
+    for command in (
+        ["chat", "--model", "nope", "hi"],
+        ["chat", "--model", "nope", "--no-stream", "hi"],
+        ["run", "--model", "nope", "hi"],
+        ["scatter", str(source), "--model", "nope"],
+    ):
+        code, out, err = cli(["--gateway", demo_mesh.url, *command], capsys, monkeypatch)
+        assert (code, out) == (2, ""), command
+        errors.append(err)
+    assert len(set(errors)) == 1, errors
+    assert errors[0].startswith("error: no worker matches 'nope'")
+    assert "agentfm-py models" in errors[0]
+
+
+@pytest.mark.parametrize("command", ["chat", "run", "scatter"])
+def test_bad_or_absent_peer_reads_the_same_everywhere(
+    command: str,
+    demo_mesh: EmbeddedMesh,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "prompts.txt"
+    source.write_text("a\n", encoding="utf-8")
+    tail = [str(source)] if command == "scatter" else ["hi"]
+    code, out, err = cli(
+        ["--gateway", demo_mesh.url, command, "--peer", "notapeer", *tail], capsys, monkeypatch
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("error: --peer 'notapeer' is not a peer id"), err
+    assert "use --model" in err
+    assert "not available" not in err
+    if command != "scatter":  # scatter checks the form only; the scatter reports each peer
+        absent = peer_id_from_seed(seed_from_text("not on this mesh"))
+        code, out, err = cli(
+            ["--gateway", demo_mesh.url, command, "--peer", absent, *tail], capsys, monkeypatch
+        )
+        assert (code, out) == (2, "")
+        assert err.startswith(f"error: no worker with peer id '{absent}' on this mesh"), err
+
+
+def test_run_refuses_an_empty_prompt_before_picking_a_worker(
+    demo_mesh: EmbeddedMesh, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = cli(
+        ["--gateway", demo_mesh.url, "run", "--model", "echo", ""], capsys, monkeypatch
+    )
+    assert (code, out) == (2, "")
+    assert err == "error: prompt must not be empty\n"
 
 
 def test_chat_by_peer_without_streaming(
@@ -213,7 +293,10 @@ def test_unreachable_gateway_is_one_clear_line(
     code, out, err = cli(["--gateway", url, "--timeout", "5", "models"], capsys, monkeypatch)
     assert code == 2
     assert out == ""
-    assert f"cannot reach the gateway at {url}" in err
+    assert err.startswith(f"error: could not reach the gateway at {url}: "), err
+    assert err.count(url) == 1  # said once, not "cannot reach … (could not reach …)"
+    assert err.count("reach") == 1
+    assert "agentfm-py mesh serve --demo" in err
     assert "Traceback" not in err
 
 
@@ -256,15 +339,14 @@ def test_key_from_env_is_accepted(
     ],
     ids=["demo", "cookbook-toml"],
 )
-def test_mesh_serve_prints_url_and_stops_on_sigint(options: list[str], names: set[str]) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agentfm", "mesh", "serve", *options, "--port", "0"],
-        cwd=REPO,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def test_mesh_serve_prints_url_and_stops_on_sigint(
+    options: list[str], names: set[str], tmp_path: Path
+) -> None:
+    # A private temporary folder: the gateway's working folders must be in it while it
+    # runs and gone once it stopped, whatever other tests do meanwhile.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = serve([*options, "--port", "0"], tmp)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -272,12 +354,82 @@ def test_mesh_serve_prints_url_and_stops_on_sigint(options: list[str], names: se
         assert httpx.get(f"{line}/health", timeout=10).status_code == 200
         workers = httpx.get(f"{line}/api/workers", timeout=10).json()["agents"]
         assert {w["name"] for w in workers} == names
+        assert [p.name.startswith("agentfm-mesh-") for p in tmp.iterdir()] == [True]
+        lines = rest_of_banner(proc)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, err
-    assert out.strip() == ""  # exactly one line on stdout: the URL
+    assert out == ""  # stdout holds the URL line only, for scripts
+    # For people: every worker (name and peer id), then the line to copy.
+    assert lines[0] == f"serving {len(workers)} worker(s):"
+    for w in workers:
+        assert any(w["name"] in row and w["peer_id"] in row for row in lines[1:]), out
+    assert f"  export AGENTFM_GATEWAY_URL={line}" in lines
     assert "Traceback" not in err
+    assert list(tmp.iterdir()) == []  # nothing left behind
+
+
+def serve(args: list[str], tmp: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentfm", "mesh", "serve", *args],
+        cwd=REPO,
+        env=clean_env({"TMPDIR": str(tmp)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def rest_of_banner(proc: subprocess.Popen[str]) -> list[str]:
+    """The lines ``mesh serve`` prints for people (stderr), up to the Ctrl-C hint."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("Ctrl-C"):
+        line = proc.stderr.readline()
+        assert line, lines
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_mesh_serve_without_workers_says_so(tmp_path: Path) -> None:
+    proc = serve(["--port", "0"], tmp_path)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert httpx.get(f"{url}/api/workers", timeout=10).json()["agents"] == []
+        lines = rest_of_banner(proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    assert lines[0].startswith("serving no workers: add --demo"), lines
+    assert "--config FILE" in lines[0]
+    assert f"  export AGENTFM_GATEWAY_URL={url}" in lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mesh_serve_on_a_busy_port_suggests_port_0(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = serve(["--demo", "--port", str(port)], tmp_path)
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            stop(proc)
+    assert proc.returncode == 1
+    assert out == ""
+    assert f"port {port} on 127.0.0.1 is already in use" in err
+    assert "--port 0" in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e._helpers import COOKBOOK, assert_ok, run_python
+if TYPE_CHECKING:
+    from pathlib import Path
+
+from tests.e2e._helpers import COOKBOOK, assert_ok, clean_env, run_python
 
 # What each script must print for the run to count: a line that only appears when the
 # interesting part (the failover, the file, the webhook, the tool artifact...) happened.
@@ -102,11 +107,38 @@ def test_every_script_has_expectations() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(EXPECTED))
-def test_cookbook_script(script: str) -> None:
-    proc = run_python([str(COOKBOOK / script)])
+def test_cookbook_script(script: str, tmp_path: Path) -> None:
+    # A private, empty temporary folder for the script: whatever it creates there (its
+    # mesh's working folders, the folders it extracts files into) must be gone at the end.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = run_python([str(COOKBOOK / script)], env=clean_env({"TMPDIR": str(tmp)}))
     out = assert_ok(proc)
+    assert sorted(p.name for p in tmp.iterdir()) == [], f"{script} left files behind"
     # A reader copies these scripts: no stack trace, warning or stray log line either.
     assert "Traceback" not in proc.stderr
     assert "Warning" not in proc.stderr, proc.stderr
     missing = [p for p in EXPECTED[script] if not re.search(p, out)]
     assert not missing, f"{script} output lacks {missing}:\n{out}"
+
+
+def _uses_the_shared_gateway(script: str) -> bool:
+    """Whether ``script`` gets its gateway from ``_gateway.gateway()`` (env or own mesh)."""
+    tree = ast.parse((COOKBOOK / script).read_text(encoding="utf-8"))
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "gateway"
+        for node in ast.walk(tree)
+    )
+
+
+def test_readme_names_the_scripts_that_ignore_agentfm_gateway_url() -> None:
+    # README: "each one runs on its own embedded mesh (or on your gateway when
+    # AGENTFM_GATEWAY_URL is set), except 10_own_agent_command.py". 11 reads the variable
+    # itself; every other script goes through _gateway.gateway().
+    own = {"11_real_gateway.py"}
+    readme = (COOKBOOK.parent / "README.md").read_text(encoding="utf-8")
+    for script in sorted(EXPECTED):
+        if script in own:
+            assert "AGENTFM_GATEWAY_URL" in (COOKBOOK / script).read_text(encoding="utf-8")
+        elif not _uses_the_shared_gateway(script):
+            assert f"except `{script}`" in readme, f"README does not say {script} is an exception"

@@ -9,15 +9,20 @@ from pathlib import Path
 import pytest
 
 from agentfm.mesh import EmbeddedMesh
-from tests.e2e._helpers import assert_ok, clean_env, run_python
+from tests.e2e._helpers import assert_ok, clean_env, pyproject, run_python
 
 
 @pytest.mark.slow
 def test_demo_runs_every_step_and_reports(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    tmp = tmp_path / "tmp"  # a private temporary folder, empty before the run
+    tmp.mkdir()
     proc = run_python(
-        ["-m", "agentfm", "demo", "--prompts", "20", "--artifacts-dir", str(tmp_path)]
+        ["-m", "agentfm", "demo", "--prompts", "20", "--artifacts-dir", str(kept)],
+        env=clean_env({"TMPDIR": str(tmp)}),
     )
     out = assert_ok(proc)
+    assert list(tmp.iterdir()) == []  # the mesh's folders are gone; the named one stays
     assert proc.stderr == ""  # a first run shows no warning, log line or traceback
     for step in (
         "discover",
@@ -42,7 +47,8 @@ def test_demo_runs_every_step_and_reports(tmp_path: Path) -> None:
     assert artifacts, out
     for path in artifacts:
         assert Path(path).is_file()
-        assert Path(path).is_relative_to(tmp_path)
+        assert Path(path).is_relative_to(kept)
+    assert "(temporary" not in out
     assert re.search(r"sources: \S+", out)
     # Peers used: the healthy echo workers, summarizer and writer at least.
     assert len(set(re.findall(r"12D3KooW\w+", out.split("Peers used")[1]))) >= 3
@@ -65,9 +71,9 @@ def test_demo_through_an_openai_compatible_server(tmp_path: Path) -> None:
     out = assert_ok(proc)
     assert "LangChain chain (llm):" in out
     assert "LlamaIndex RAG (llm)" in out
-    # The upstream echo repeats what it got: the demo mesh's chat flattening ("user: ...")
-    # wrapped once more by the upstream /v1 route proves the answer made the round trip.
-    assert "│ user: user: Summarize for a new user" in out
+    # The upstream echo answers with the last user turn of what its /v1 route got, which is
+    # the demo mesh's flattened chat ("user: ..."): the prompt made the round trip.
+    assert "│ user: Summarize for a new user" in out
     # A real model gets LlamaIndex's usual QA prompt (the extractive one does not).
     assert "Query: What happens in a scatter when a worker drops a task?" in out
     assert "failed prompts: 0" in out
@@ -86,3 +92,31 @@ def test_demo_explains_an_unreachable_openai_server(
     out = capsys.readouterr().out
     assert f"Cannot use the OpenAI-compatible server at http://127.0.0.1:{port}/v1" in out
     assert "Is it running?" in out
+
+
+@pytest.mark.slow
+def test_demo_without_artifacts_dir_leaves_nothing_behind(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = run_python(
+        ["-m", "agentfm", "demo", "--prompts", "2"], env=clean_env({"TMPDIR": str(tmp)})
+    )
+    out = assert_ok(proc)
+    # The files were extracted into a temporary folder (the report says so) ...
+    folder = re.search(r"artifacts folder: (\S+) \(temporary: removed when the demo ends", out)
+    assert folder, out
+    assert Path(folder.group(1)).parent == tmp
+    assert re.search(rf"artifact: {re.escape(folder.group(1))}/task_\w+/answer\.md", out)
+    # ... which is gone, with everything else the run created there.
+    assert list(tmp.iterdir()) == []
+    from agentfm_integrations.demo import COOKBOOK_URL
+
+    assert f"cookbook scripts: {COOKBOOK_URL}" in out
+
+
+def test_demo_points_to_the_cookbook_online() -> None:
+    from agentfm_integrations import demo
+
+    # A wheel has no cookbook/ folder: the demo links to the repository's.
+    homepage = pyproject()["project"]["urls"]["Homepage"]
+    assert f"{homepage}/tree/main/cookbook" == demo.COOKBOOK_URL

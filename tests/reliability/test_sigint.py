@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 # The scatter script a user would write: an embedded mesh with subprocess agents, a scatter
 # printing each result as it lands, and Ctrl-C reported with what finished so far.
+# A process started from a non-interactive shell in the background inherits SIGINT as
+# ignored, and Python then leaves it ignored: the script installs Python's own handler so
+# that Ctrl-C (here: the test's SIGINT) raises KeyboardInterrupt wherever it was started.
 SCRIPT = r"""
-import asyncio, json, sys
+import asyncio, json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from agentfm import AgentFMClient, AsyncAgentFMClient
 from agentfm.mesh import CommandAgent, EmbeddedMesh, WorkerConfig
 
@@ -56,6 +60,11 @@ with EmbeddedMesh(workers, api_keys=[], graceful_timeout=1.0) as mesh:
 print(json.dumps({"exited": True}), flush=True)
 """
 
+IGNORE_SIGINT_THEN_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_sigint_during_scatter(flavour: str, tmp_path: Path) -> None:
@@ -64,9 +73,23 @@ def test_sigint_during_scatter(flavour: str, tmp_path: Path) -> None:
     script.write_text(SCRIPT)
     pids = tmp_path / "pids"
     pids.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # A private temporary folder: the mesh's working folders must be gone after Ctrl-C,
+    # and a client killed by the clean-up below leaves them here, not in the shared /tmp.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp)}
+    # Start the script the way a CI job in the background does, with SIGINT ignored (the
+    # disposition survives exec), whatever the disposition of this test process is.
     proc = subprocess.Popen(
-        [sys.executable, str(script), flavour, str(agent), str(pids)],
+        [
+            sys.executable,
+            "-c",
+            IGNORE_SIGINT_THEN_EXEC,
+            str(script),
+            flavour,
+            str(agent),
+            str(pids),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -105,3 +128,4 @@ def test_sigint_during_scatter(flavour: str, tmp_path: Path) -> None:
     # Nothing the embedded mesh started outlives the client process.
     assert all(not alive(pid) for pid in agent_pids)
     assert proc.returncode == 0
+    assert list(tmp.iterdir()) == []

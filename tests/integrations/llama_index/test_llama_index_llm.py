@@ -504,8 +504,9 @@ async def test_batch_chat_flattens_like_the_gateway(
     else:
         responses = await llm.abatch_chat(batch)
     for messages, response in zip(batch, responses, strict=True):
-        flat = flatten_messages([{"role": "user", "content": messages[0].content or ""}])
-        assert flat.strip() in (response.message.content or "")
+        # The demo echo finds the last user turn only in a prompt shaped exactly like the
+        # gateway's flattening; any other shape would come back whole.
+        assert response.message.content == f"{messages[0].content}\n"
     assert recorder.count("LLMChatStartEvent") == 4
     assert recorder.count("LLMChatEndEvent") == 4
     llm.close()
