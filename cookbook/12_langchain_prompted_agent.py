@@ -49,8 +49,9 @@ class Verdict(BaseModel):
 
 
 def main() -> None:
-    with gateway():
-        files = tempfile.mkdtemp(prefix="agentfm-agent-")  # where the tools extract files
+    # Where the tools extract files: a temporary folder, removed at the end (name a folder of
+    # your own to keep them).
+    with tempfile.TemporaryDirectory(prefix="agentfm-agent-") as files, gateway():
         brain = ChatAgentFM(model="planner")  # AGENTFM_GATEWAY_URL; prompted tools: advertised
         writer = AgentFMTool(
             model="writer",

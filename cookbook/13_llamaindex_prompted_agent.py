@@ -39,8 +39,9 @@ class Verdict(BaseModel):
 
 
 async def run() -> None:
-    with gateway():
-        files = tempfile.mkdtemp(prefix="agentfm-agent-")  # where the tools extract files
+    # Where the tools extract files: a temporary folder, removed at the end (name a folder of
+    # your own to keep them).
+    with tempfile.TemporaryDirectory(prefix="agentfm-agent-") as files, gateway():
         llm = AgentFM(model="planner")  # AGENTFM_GATEWAY_URL
         print(f"function calling model: {llm.metadata.is_function_calling_model}")
         writer = AgentFMTaskTool(

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         CallbackManagerForLLMRun,
     )
     from langchain_core.language_models import LangSmithParams, LanguageModelInput
+    from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
     from langchain_core.runnables import Runnable, RunnableConfig
     from langchain_core.tools import BaseTool
 
@@ -112,6 +113,18 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
     def is_lc_serializable(cls) -> bool:
         """Serialisable with `langchain_core.load.dumpd`; the key goes to ``lc_secrets``."""
         return True
+
+    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
+        """Serialise as LangChain does, with URL userinfo (a proxy's password) redacted."""
+        data = super().to_json()
+        if data["type"] != "constructor":
+            return data
+        # A copy: the base class hands out the model's own ``lc_kwargs`` dict.
+        kwargs = dict(data["kwargs"])
+        for name in ("gateway_url", "base_url"):
+            if isinstance(kwargs.get(name), str):
+                kwargs[name] = agentfm.redact_url(kwargs[name])
+        return {**data, "kwargs": kwargs}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = self._ls_params("chat", self._stop(stop), kwargs)
