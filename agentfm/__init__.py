@@ -19,6 +19,7 @@ from agentfm._version import __version__
 from agentfm.artifacts import ArtifactManager, FileRef, describe_files
 from agentfm.crypto import SwarmKey
 from agentfm.exceptions import (
+    AgentExitError,
     AgentFMError,
     AgentFMRoutingWarning,
     AgentFMTimeoutError,
@@ -35,9 +36,14 @@ from agentfm.exceptions import (
     ModelNotFoundError,
     NoWorkerForModelError,
     PlainTextDispatchRefusedError,
+    PlainTextGatewayInternalError,
     PlainTextInvalidRequestError,
+    PlainTextWorkerStreamError,
+    PlainTextWorkerUnreachableError,
     RateLimitError,
     TaskExecutionError,
+    TaskFailedError,
+    TaskStartError,
     WorkerNotFoundError,
     WorkerRejectedError,
     WorkerStreamError,
@@ -58,6 +64,7 @@ from agentfm.webhook import WebhookPayload, WebhookReceiver, verify_signature
 
 __all__ = [
     "DEFAULT_GATEWAY",
+    "AgentExitError",
     "AgentFMClient",
     "AgentFMError",
     "AgentFMRoutingWarning",
@@ -82,7 +89,10 @@ __all__ = [
     "NoWorkerForModelError",
     "PeerID",
     "PlainTextDispatchRefusedError",
+    "PlainTextGatewayInternalError",
     "PlainTextInvalidRequestError",
+    "PlainTextWorkerStreamError",
+    "PlainTextWorkerUnreachableError",
     "RateLimitError",
     "ScatterProgress",
     "ScatterResult",
@@ -90,7 +100,9 @@ __all__ = [
     "SwarmKey",
     "TaskChunk",
     "TaskExecutionError",
+    "TaskFailedError",
     "TaskResult",
+    "TaskStartError",
     "WebhookPayload",
     "WebhookReceiver",
     "WorkerNotFoundError",

@@ -18,7 +18,13 @@ from agentfm._constants import (
 )
 from agentfm._execute_pool import ExecutePool, supports
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler, run_async, run_sync
-from agentfm._streaming import AsyncTaskStream, MarkerDecoder, StreamState, TaskStream
+from agentfm._streaming import (
+    AsyncTaskStream,
+    MarkerDecoder,
+    StreamState,
+    TaskStream,
+    strip_failure_line,
+)
 from agentfm._validation import (
     mint_task_id,
     pick_peer,
@@ -36,6 +42,7 @@ from agentfm.exceptions import (
     GatewayProtocolError,
     InvalidRequestError,
     NoWorkerForModelError,
+    TaskFailedError,
 )
 from agentfm.models import (
     AsyncTaskAck,
@@ -153,6 +160,30 @@ def _started(exc: AgentFMError) -> AgentFMError:
     return exc
 
 
+def _failed(exc: AgentFMError, seen: list[str], state: StreamState) -> AgentFMError:
+    """Mark a failure after the 200 and keep the text the task produced before it."""
+    _started(exc)
+    text = "".join(seen)
+    if isinstance(exc, TaskFailedError):
+        exc.text = strip_failure_line(text)
+        exc.task_id = state.task_id
+        exc.peer_id = state.peer_id
+    elif text:
+        exc.partial_text = text  # type: ignore[attr-defined]
+    return exc
+
+
+def _failure_text(exc: AgentFMError, text: str) -> str:
+    """The text a failed scatter attempt keeps: a completed task's (artifact trouble), or
+    what a failed task (agent exited, start failed) wrote before failing."""
+    partial = getattr(exc, "result", None)
+    if isinstance(partial, TaskResult):
+        return partial.text
+    if isinstance(exc, TaskFailedError):
+        return exc.text
+    return text
+
+
 class _FastAttempt:
     """One scatter attempt over `ExecutePool` (the pool binds to the driver's event loop)."""
 
@@ -187,9 +218,14 @@ class _FastAttempt:
             )
             artifacts = await self._collect(task_id) if files_incoming else []
         except AgentFMError as exc:
-            # Only a completed task (artifact trouble) keeps its text.
+            if isinstance(exc, TaskFailedError):
+                exc.text = strip_failure_line(getattr(exc, "partial_text", ""))
+                exc.task_id, exc.peer_id = task_id, dispatch.peer_id
             return AttemptOutcome(
-                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+                text=_failure_text(exc, text),
+                task_id=task_id,
+                error=exc,
+                duration=time.monotonic() - started,
             )
         except Exception as exc:  # a bug must not lose the item: report it as its failure
             log.exception("scatter attempt failed unexpectedly")
@@ -256,16 +292,19 @@ class Tasks:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[TaskChunk]:
         decoder = MarkerDecoder()
+        seen: list[str] = []  # references to the yielded strings, joined only on failure
         with self._client._open_stream(spec) as response:
             try:
                 for piece in self._client._iter_body(response, timeout):
                     for text in decoder.feed(piece):
+                        seen.append(text)
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
+                    seen.append(text)
                     yield TaskChunk.model_construct(text=text, kind="text")
                 decoder.raise_for_end()
             except AgentFMError as exc:
-                raise _started(exc) from exc.__cause__
+                raise _failed(exc, seen, state) from exc.__cause__
         state.files_incoming = decoder.files_incoming
         state.finished = True
         if decoder.files_incoming:
@@ -486,10 +525,11 @@ class Tasks:
                 worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
             )
         except AgentFMError as exc:
-            partial = getattr(exc, "result", None)
-            text = partial.text if isinstance(partial, TaskResult) else ""
             return AttemptOutcome(
-                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+                text=_failure_text(exc, ""),
+                task_id=task_id,
+                error=exc,
+                duration=time.monotonic() - started,
             )
         except Exception as exc:  # a bug must not lose the item: report it as its failure
             log.exception("scatter attempt failed unexpectedly")
@@ -568,16 +608,19 @@ class AsyncTasks:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> AsyncIterator[TaskChunk]:
         decoder = MarkerDecoder()
+        seen: list[str] = []  # references to the yielded strings, joined only on failure
         async with self._client._open_stream(spec) as response:
             try:
                 async for piece in self._client._iter_body(response, timeout):
                     for text in decoder.feed(piece):
+                        seen.append(text)
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
+                    seen.append(text)
                     yield TaskChunk.model_construct(text=text, kind="text")
                 decoder.raise_for_end()
             except AgentFMError as exc:
-                raise _started(exc) from exc.__cause__
+                raise _failed(exc, seen, state) from exc.__cause__
         state.files_incoming = decoder.files_incoming
         state.finished = True
         if decoder.files_incoming:
@@ -771,10 +814,11 @@ class AsyncTasks:
                 worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
             )
         except AgentFMError as exc:
-            partial = getattr(exc, "result", None)
-            text = partial.text if isinstance(partial, TaskResult) else ""
             return AttemptOutcome(
-                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+                text=_failure_text(exc, ""),
+                task_id=task_id,
+                error=exc,
+                duration=time.monotonic() - started,
             )
         except Exception as exc:  # a bug must not lose the item: report it as its failure
             log.exception("scatter attempt failed unexpectedly")
