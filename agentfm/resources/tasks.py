@@ -25,6 +25,7 @@ from agentfm._streaming import (
     TaskStream,
     strip_failure_line,
 )
+from agentfm._transport import AsyncShardedTransport, ShardedTransport
 from agentfm._validation import (
     mint_task_id,
     pick_peer,
@@ -171,6 +172,84 @@ def _failed(exc: AgentFMError, seen: list[str], state: StreamState) -> AgentFMEr
     elif text:
         exc.partial_text = text  # type: ignore[attr-defined]
     return exc
+
+
+_TRANSPORT_METHODS = (
+    ("httpcore", "ConnectionPool", "handle_request"),
+    ("httpcore", "AsyncConnectionPool", "handle_async_request"),
+    ("httpx", "HTTPTransport", "handle_request"),
+    ("httpx", "AsyncHTTPTransport", "handle_async_request"),
+)
+
+
+def _transport_patched() -> bool:
+    """Whether an HTTP mock (respx, pytest-httpx, a monkeypatch) replaced a transport method.
+
+    A mock swaps the class attribute for its own function, so the method no longer comes
+    from the library's own modules.
+    """
+    import httpcore
+    import httpx
+
+    libraries = {"httpcore": httpcore, "httpx": httpx}
+    for library, cls_name, method in _TRANSPORT_METHODS:
+        cls = getattr(libraries[library], cls_name, None)
+        if cls is None:
+            continue
+        func = getattr(cls, method, None)
+        module = getattr(func, "__module__", None) or ""
+        if not module.startswith(library + "."):
+            return True
+    for cls in (ShardedTransport, AsyncShardedTransport):
+        for method in ("handle_request", "handle_async_request"):
+            func = cls.__dict__.get(method)
+            if func is not None and getattr(cls, method) is not func:
+                return True
+    return False
+
+
+def use_fast_path(client: AgentFMClient | AsyncAgentFMClient) -> bool:
+    """Whether scatter may send its attempts through the lean `ExecutePool`.
+
+    The decision, in one place: only for a plain ``http://`` gateway without a proxy
+    (`supports`), when the client still uses the SDK's own transport (no ``http_client``
+    or ``transport`` of the caller's, no mounts), when no HTTP mock patched httpx or
+    httpcore, and when ``tasks.run`` is the SDK's own. Otherwise every attempt is an
+    ordinary ``tasks.run`` over the client's httpx client, so the caller's mocks, transport
+    and event hooks see every request.
+    """
+    if not supports(client.gateway_url):
+        return False
+    http = client._http
+    if type(getattr(http, "_transport", None)) not in (ShardedTransport, AsyncShardedTransport):
+        return False
+    if any(mount is not None for mount in getattr(http, "_mounts", {}).values()):
+        return False
+    if _run_replaced(client.tasks):
+        return False
+    return not _transport_patched()
+
+
+def _run_replaced(tasks: Tasks | AsyncTasks) -> bool:
+    own = _OWN_RUN[type(tasks).__name__]
+    return getattr(tasks.run, "__func__", None) is not own
+
+
+def _run_kwargs(
+    tasks: Tasks | AsyncTasks, dispatch: Dispatch, task_id: str, timeout: float | None
+) -> dict[str, Any]:
+    """Arguments of one scatter attempt's ``tasks.run`` call.
+
+    A replaced ``run`` (a 0.3.0-style test double) gets 0.3.0's ``worker_id`` and ``prompt``
+    only, plus ``timeout`` when the scatter has one.
+    """
+    kwargs: dict[str, Any] = {"worker_id": dispatch.peer_id, "prompt": dispatch.prompt}
+    if not _run_replaced(tasks):
+        kwargs["task_id"] = task_id
+        kwargs["timeout"] = timeout
+    elif timeout is not None:
+        kwargs["timeout"] = timeout
+    return kwargs
 
 
 def _failure_text(exc: AgentFMError, text: str) -> str:
@@ -506,7 +585,7 @@ class Tasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url):
+        if use_fast_path(self._client):
             fast = _FastAttempt(self._client, timeout, self._collect_in_thread)
             yield from run_sync(
                 scheduler, on_progress=on_progress, async_attempt=fast, on_close=fast.close
@@ -521,9 +600,7 @@ class Tasks:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
-            result = self.run(
-                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
-            )
+            result = self.run(**_run_kwargs(self, dispatch, task_id, timeout))
         except AgentFMError as exc:
             return AttemptOutcome(
                 text=_failure_text(exc, ""),
@@ -541,7 +618,7 @@ class Tasks:
         return AttemptOutcome(
             text=result.text,
             artifacts=result.artifacts,
-            task_id=task_id,
+            task_id=getattr(result, "task_id", None) or task_id,
             duration=time.monotonic() - started,
         )
 
@@ -797,7 +874,7 @@ class AsyncTasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url):
+        if use_fast_path(self._client):
             fast = _FastAttempt(self._client, timeout, self.collect_artifacts)
             async for result in run_async(scheduler, fast, on_progress, on_close=fast.close):
                 yield result
@@ -810,9 +887,7 @@ class AsyncTasks:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
-            result = await self.run(
-                worker_id=dispatch.peer_id, prompt=dispatch.prompt, task_id=task_id, timeout=timeout
-            )
+            result = await self.run(**_run_kwargs(self, dispatch, task_id, timeout))
         except AgentFMError as exc:
             return AttemptOutcome(
                 text=_failure_text(exc, ""),
@@ -830,7 +905,7 @@ class AsyncTasks:
         return AttemptOutcome(
             text=result.text,
             artifacts=result.artifacts,
-            task_id=task_id,
+            task_id=getattr(result, "task_id", None) or task_id,
             duration=time.monotonic() - started,
         )
 
@@ -857,3 +932,8 @@ class AsyncTasks:
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         peers = _choose_workers(matches, model, max_workers, pick)
         return await self.scatter(prompts, peer_ids=peers, **scatter_opts)
+
+
+# The SDK's own ``run`` methods: a scatter whose ``tasks.run`` was replaced (a test double)
+# sends its attempts through the replacement.
+_OWN_RUN: dict[str, Any] = {"Tasks": Tasks.run, "AsyncTasks": AsyncTasks.run}
