@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from agentfm._constants import (
@@ -428,6 +428,7 @@ class StreamState:
     peer_id: str | None = None
     files_incoming: bool = False
     finished: bool = False
+    peers_tried: list[str] = field(default_factory=list)
 
 
 class Stream(Generic[T]):
@@ -514,6 +515,18 @@ class TaskStream(Stream[T]):
     def peer_id(self) -> str:
         """The worker running the task."""
         return self._state.peer_id or ""
+
+    @property
+    def peers_tried(self) -> list[str]:
+        """Peers tried so far, the serving one last (more than one after a failover)."""
+        return list(self._state.peers_tried) or (
+            [self._state.peer_id] if self._state.peer_id else []
+        )
+
+    @property
+    def attempts(self) -> int:
+        """How many peers were tried, the serving one included."""
+        return len(self.peers_tried)
 
 
 class _Primed(Generic[T]):
@@ -643,3 +656,15 @@ class AsyncTaskStream(AsyncStream[T]):
     def peer_id(self) -> str:
         """The worker running the task."""
         return self._state.peer_id or ""
+
+    @property
+    def peers_tried(self) -> list[str]:
+        """Peers tried so far, the serving one last (more than one after a failover)."""
+        return list(self._state.peers_tried) or (
+            [self._state.peer_id] if self._state.peer_id else []
+        )
+
+    @property
+    def attempts(self) -> int:
+        """How many peers were tried, the serving one included."""
+        return len(self.peers_tried)

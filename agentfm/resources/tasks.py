@@ -17,6 +17,7 @@ from agentfm._constants import (
     DEFAULT_ARTIFACTS_DIR,
 )
 from agentfm._execute_pool import ExecutePool, supports
+from agentfm._routing import IN_FLIGHT, RejectionGate, plan_for
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler, run_async, run_sync
 from agentfm._streaming import (
     AsyncTaskStream,
@@ -159,6 +160,32 @@ def _choose_workers(
 def _started(exc: AgentFMError) -> AgentFMError:
     exc.task_started = True
     return exc
+
+
+def _check_routed(
+    worker_id: str | None,
+    peer_id: str | None,
+    prompt: str,
+    timeout: float | None,
+    max_retries: int,
+) -> tuple[str, float | None]:
+    if worker_id is not None or peer_id is not None:
+        raise InvalidRequestError(
+            "pass model= or worker_id=, not both", code="invalid_request_error"
+        )
+    require_non_negative_int(max_retries, name="max_retries")
+    return require_prompt(prompt), require_timeout(timeout)
+
+
+def _follow(
+    state: StreamState,
+    attempt: TaskStream[TaskChunk] | AsyncTaskStream[TaskChunk],
+    tried: list[str],
+) -> None:
+    """Point a routed stream's ids at its current attempt."""
+    state.peer_id = attempt.peer_id
+    state.task_id = attempt.task_id
+    state.peers_tried = list(tried)
 
 
 def _failed(exc: AgentFMError, seen: list[str], state: StreamState) -> AgentFMError:
@@ -344,6 +371,8 @@ class Tasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        model: str | None = None,
+        max_retries: int = 2,
     ) -> TaskStream[TaskChunk]:
         """Stream a task's output as it is produced (the request is sent on first iteration).
 
@@ -356,7 +385,18 @@ class Tasks:
             prompt: The task prompt.
             task_id: Task id to use (default: a fresh ``task_…`` id, see ``stream.task_id``).
             timeout: Seconds the whole task may take.
+            model: Instead of ``worker_id``: route by peer id, agent name or engine, to the
+                least-loaded matching worker, failing over to an untried one while no
+                text has reached the caller (same failover rule as scatter).
+            max_retries: With ``model``: failovers after the first attempt.
         """
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            routed = StreamState(task_id=task_id)
+            return TaskStream(
+                lambda state: self._routed_chunks(model, prompt, max_retries, timeout, state),
+                routed,
+            )
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
@@ -366,6 +406,43 @@ class Tasks:
             lambda state: self._chunks(spec, timeout, state),
             StreamState(task_id=task_id, peer_id=peer),
         )
+
+    def _routed_chunks(
+        self,
+        model: str,
+        prompt: str,
+        max_retries: int,
+        timeout: float | None,
+        state: StreamState,
+    ) -> Iterator[TaskChunk]:
+        plan = plan_for(model, self._client.workers.match(model), max_retries)
+        last: AgentFMError | None = None
+        while (step := plan.next()) is not None:
+            peer, delay = step
+            if delay:
+                time.sleep(delay)
+            gate = RejectionGate()
+            attempt = self.stream(worker_id=peer, prompt=prompt, timeout=timeout)
+            _follow(state, attempt, plan.tried)
+            try:
+                with IN_FLIGHT.on(peer), attempt:
+                    for chunk in attempt:
+                        if chunk.kind == "text" and (text := gate.feed(chunk.text)):
+                            yield TaskChunk.model_construct(text=text, kind="text")
+            except AgentFMError as exc:
+                if not plan.failed(peer, exc, emitted=gate.emitted):
+                    raise
+                last = exc
+                continue
+            if text := gate.flush():
+                yield TaskChunk.model_construct(text=text, kind="text")
+            state.files_incoming = attempt.files_incoming
+            state.finished = True
+            if attempt.files_incoming:
+                yield TaskChunk(text="", kind="marker")
+            return
+        assert last is not None
+        raise last
 
     def _chunks(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
@@ -398,18 +475,57 @@ class Tasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        model: str | None = None,
+        max_retries: int = 2,
     ) -> TaskResult:
         """Run a task to completion and collect its files.
 
         Artifacts are fetched only when the worker announced them, and extracted into
         ``<artifacts_dir>/<task_id>/``.
 
+        With ``model=`` instead of ``worker_id``, the task goes to the least-loaded worker
+        matching that peer id, agent name or engine, and a failed attempt moves to an
+        untried one, up to ``max_retries`` times, under the same rule as scatter
+        (`agentfm._scatter.is_redispatchable`): a broken stream, a rejection or a crashed
+        agent fail over; a bad request or key, ``rate_limited`` and an artifact error after
+        a completed task do not. ``result.peers_tried`` lists the peers tried.
+
         Raises:
             IncompleteStreamError: The task stream ended before the task finished.
             WorkerRejectedError: The worker refused the task.
+            AgentExitError: The agent exited non-zero or was killed; ``exc.text`` keeps its
+                output and ``exc.exit_detail`` the worker's reason.
+            TaskStartError: The worker could not start the agent.
             ArtifactError: The files were announced but unsafe/corrupt; ``exc.result`` keeps
                 the text.
+            NoWorkerForModelError: ``model`` matches no live worker.
         """
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            plan = plan_for(model, self._client.workers.match(model), max_retries)
+            last: AgentFMError | None = None
+            while (step := plan.next()) is not None:
+                peer, delay = step
+                if delay:
+                    time.sleep(delay)
+                try:
+                    with IN_FLIGHT.on(peer):
+                        result = self.run(
+                            worker_id=peer,
+                            prompt=prompt,
+                            artifact_timeout=artifact_timeout,
+                            task_id=task_id if len(plan.tried) == 1 else None,
+                            timeout=timeout,
+                        )
+                except AgentFMError as exc:
+                    if not plan.failed(peer, exc):
+                        raise
+                    last = exc
+                    continue
+                result.peers_tried = list(plan.tried)
+                return result
+            assert last is not None
+            raise last
         started = time.monotonic()
         artifact_timeout = (
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
@@ -424,6 +540,7 @@ class Tasks:
             text=text,
             task_id=stream.task_id,
             files_incoming=stream.files_incoming,
+            peers_tried=[stream.peer_id],
         )
         if stream.files_incoming:
             try:
@@ -669,8 +786,19 @@ class AsyncTasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        model: str | None = None,
+        max_retries: int = 2,
     ) -> AsyncTaskStream[TaskChunk]:
-        """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``."""
+        """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``.
+
+        ``model=`` routes by name with failover, as in `Tasks.stream`.
+        """
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            return AsyncTaskStream(
+                lambda state: self._routed_chunks(model, prompt, max_retries, timeout, state),
+                StreamState(task_id=task_id),
+            )
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
@@ -703,6 +831,44 @@ class AsyncTasks:
         if decoder.files_incoming:
             yield TaskChunk(text="", kind="marker")
 
+    async def _routed_chunks(
+        self,
+        model: str,
+        prompt: str,
+        max_retries: int,
+        timeout: float | None,
+        state: StreamState,
+    ) -> AsyncIterator[TaskChunk]:
+        plan = plan_for(model, await self._client.workers.match(model), max_retries)
+        last: AgentFMError | None = None
+        while (step := plan.next()) is not None:
+            peer, delay = step
+            if delay:
+                await asyncio.sleep(delay)
+            gate = RejectionGate()
+            attempt = self.stream(worker_id=peer, prompt=prompt, timeout=timeout)
+            _follow(state, attempt, plan.tried)
+            try:
+                with IN_FLIGHT.on(peer):
+                    async with attempt:
+                        async for chunk in attempt:
+                            if chunk.kind == "text" and (text := gate.feed(chunk.text)):
+                                yield TaskChunk.model_construct(text=text, kind="text")
+            except AgentFMError as exc:
+                if not plan.failed(peer, exc, emitted=gate.emitted):
+                    raise
+                last = exc
+                continue
+            if text := gate.flush():
+                yield TaskChunk.model_construct(text=text, kind="text")
+            state.files_incoming = attempt.files_incoming
+            state.finished = True
+            if attempt.files_incoming:
+                yield TaskChunk(text="", kind="marker")
+            return
+        assert last is not None
+        raise last
+
     async def run(
         self,
         *,
@@ -712,8 +878,36 @@ class AsyncTasks:
         task_id: str | None = None,
         timeout: float | None = None,
         peer_id: str | None = None,
+        model: str | None = None,
+        max_retries: int = 2,
     ) -> TaskResult:
-        """Run a task to completion and collect its files (see `Tasks.run`)."""
+        """Run a task to completion and collect its files (see `Tasks.run`, ``model=`` too)."""
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            plan = plan_for(model, await self._client.workers.match(model), max_retries)
+            last: AgentFMError | None = None
+            while (step := plan.next()) is not None:
+                peer, delay = step
+                if delay:
+                    await asyncio.sleep(delay)
+                try:
+                    with IN_FLIGHT.on(peer):
+                        result = await self.run(
+                            worker_id=peer,
+                            prompt=prompt,
+                            artifact_timeout=artifact_timeout,
+                            task_id=task_id if len(plan.tried) == 1 else None,
+                            timeout=timeout,
+                        )
+                except AgentFMError as exc:
+                    if not plan.failed(peer, exc):
+                        raise
+                    last = exc
+                    continue
+                result.peers_tried = list(plan.tried)
+                return result
+            assert last is not None
+            raise last
         started = time.monotonic()
         artifact_timeout = (
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
@@ -728,6 +922,7 @@ class AsyncTasks:
             text=text,
             task_id=stream.task_id,
             files_incoming=stream.files_incoming,
+            peers_tried=[stream.peer_id],
         )
         if stream.files_incoming:
             try:

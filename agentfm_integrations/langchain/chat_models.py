@@ -9,7 +9,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field, PrivateAttr
 
 import agentfm
-from agentfm_integrations import _routing
+from agentfm_integrations import _tasks
 from agentfm_integrations._clients import AsyncScope, ClientHolder
 from agentfm_integrations.langchain import _batch
 from agentfm_integrations.langchain._chat_batch import ScatterBatchChatModel
@@ -183,7 +183,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         prompt: str,
         text: str,
         model: str,
-        end: _routing.StreamEnd,
+        end: _tasks.StreamEnd,
         files: Sequence[agentfm.FileRef],
     ) -> ChatGenerationChunk:
         # Usage and metadata go on this one chunk only: merging chunks concatenates strings
@@ -231,7 +231,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             return self._from_scatter(job, index, scattered, model=model, stop=stop)
         prompt = to_prompt(messages)
         try:
-            result, tried = _routing.run_task(
+            result, tried = _tasks.run_task(
                 self._sync_client(),
                 model=model,
                 prompt=prompt,
@@ -261,7 +261,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         prompt = to_prompt(messages)
         try:
             async with self._async_client() as client:
-                result, tried = await _routing.arun_task(
+                result, tried = await _tasks.arun_task(
                     client,
                     model=model,
                     prompt=prompt,
@@ -284,7 +284,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         client = self._sync_client()
         emitted: list[str] = []
         try:
-            for event in _routing.stream_task(
+            for event in _tasks.stream_task(
                 client,
                 model=model,
                 prompt=prompt,
@@ -292,7 +292,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 timeout=self.timeout,
                 stop_when=lambda: scan.stopped,
             ):
-                if isinstance(event, _routing.StreamEnd):
+                if isinstance(event, _tasks.StreamEnd):
                     end = event
                     break
                 if text := scan.feed(event):
@@ -323,7 +323,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         emitted: list[str] = []
         try:
             async with self._async_client() as client:
-                async for event in _routing.astream_task(
+                async for event in _tasks.astream_task(
                     client,
                     model=model,
                     prompt=prompt,
@@ -331,7 +331,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                     timeout=self.timeout,
                     stop_when=lambda: scan.stopped,
                 ):
-                    if isinstance(event, _routing.StreamEnd):
+                    if isinstance(event, _tasks.StreamEnd):
                         end = event
                         break
                     if text := scan.feed(event):
@@ -363,13 +363,13 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         }
 
 
-def _stream_files(tasks: Any, end: _routing.StreamEnd) -> list[agentfm.FileRef]:
+def _stream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
     if not end.files_incoming or not end.task_id:
         return []
     return agentfm.describe_files(tasks.collect_artifacts(end.task_id))
 
 
-async def _astream_files(tasks: Any, end: _routing.StreamEnd) -> list[agentfm.FileRef]:
+async def _astream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
     if not end.files_incoming or not end.task_id:
         return []
     return agentfm.describe_files(await tasks.collect_artifacts(end.task_id))
