@@ -204,9 +204,7 @@ async def test_a_missing_worker_is_asked_once_per_prompt(
 ) -> None:
     with OverloadedGateway(busy=100, refusal="missing") as missing:
         client = overloaded_client.with_options(gateway_url=missing.url)
-        results = await call(
-            client.tasks.scatter, ["a", "b", "c"], peer_ids=[PEER], max_retries=2
-        )
+        results = await call(client.tasks.scatter, ["a", "b", "c"], peer_ids=[PEER], max_retries=2)
         await call(client.close)
     assert all(isinstance(r.exception, WorkerNotFoundError) for r in results)
     assert [r.attempts for r in results] == [1, 1, 1]
