@@ -270,29 +270,21 @@ class TaskFailedError(TaskExecutionError):
 class AgentExitError(TaskFailedError):
     """The agent ended abnormally: ``⚠️  Sandbox exited: <detail>``.
 
-    ``exit_code`` is set for ``exit status N``; ``signal`` for ``signal: <name>`` (a worker
-    that kills an agent at its timeout reports ``signal: killed``, so ``killed`` is True).
+    ``exit_code`` is set for ``exit status N``; ``signal`` for ``signal: <name>``. A worker
+    that kills an agent at its time limit reports ``signal: killed``, so ``killed`` is True
+    (out of memory looks the same).
     """
 
-    @property
-    def exit_code(self) -> int | None:
-        """The agent's exit status, when it exited on its own."""
-        _, sep, tail = self.exit_detail.partition("exit status ")
-        number = tail.strip()
-        if not sep or not number.lstrip("-").isdigit():
-            return None
-        return int(number)
-
-    @property
-    def signal(self) -> str | None:
-        """The signal that ended the agent (e.g. ``"killed"``), if one did."""
-        _, sep, tail = self.exit_detail.partition("signal: ")
-        return (tail.strip() or None) if sep else None
-
-    @property
-    def killed(self) -> bool:
-        """True when the agent was SIGKILLed (the worker's timeout, or out of memory)."""
-        return self.signal == "killed"
+    def __init__(self, message: str, *, exit_detail: str = "", **kwargs: Any) -> None:
+        super().__init__(message, exit_detail=exit_detail, **kwargs)
+        _, is_exit, number = exit_detail.partition("exit status ")
+        number = number.strip()
+        self.exit_code: int | None = (
+            int(number) if is_exit and number.lstrip("-").isdigit() else None
+        )
+        _, is_signal, name = exit_detail.partition("signal: ")
+        self.signal: str | None = (name.strip() or None) if is_signal else None
+        self.killed: bool = self.signal == "killed"
 
 
 class TaskStartError(TaskFailedError):

@@ -102,7 +102,7 @@ async def test_run_raises_the_typed_failure(
     with pytest.raises(TaskFailedError) as caught:
         await call(fclient.tasks.run, worker_id=peer, prompt="go")
     check_failure(caught.value, kind, peer)
-    assert caught.value.task_id and caught.value.task_id.startswith("task_")
+    assert (caught.value.task_id or "").startswith("task_")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -111,7 +111,8 @@ async def test_stream_yields_the_text_then_raises_at_the_end(
 ) -> None:
     stream = fclient.tasks.stream(worker_id=failing_mesh.peer_id(kind), prompt="go")
     texts: list[str] = []
-    with pytest.raises(TaskFailedError) as caught:
+
+    async def drain() -> None:
         if hasattr(stream, "__aiter__"):
             async with stream:
                 async for chunk in stream:
@@ -119,6 +120,9 @@ async def test_stream_yields_the_text_then_raises_at_the_end(
         else:
             with stream:
                 texts.extend(chunk.text for chunk in stream)
+
+    with pytest.raises(TaskFailedError) as caught:
+        await drain()
     check_failure(caught.value, kind)
     if kind == "exit3":
         assert "".join(texts).startswith("partial output\n")
@@ -160,7 +164,7 @@ async def test_scatter_gives_one_failed_result_per_input(
         for r in results:
             assert r.exception is not None
             check_failure(r.exception, kind, peer)
-            assert r.error and r.exception.exit_detail in r.error
+            assert r.exception.exit_detail in (r.error or "")
             assert r.text == r.exception.text
             assert r.attempts == 1
 
@@ -181,22 +185,16 @@ async def test_openai_namespace_raises_the_typed_failure(
     fclient: Any, failing_mesh: EmbeddedMesh, stream: bool
 ) -> None:
     messages = [{"role": "user", "content": "go"}]
+
+    async def complete(peer: str) -> None:
+        create = fclient.openai.chat.completions.create
+        created = await call(create, model=peer, messages=messages, stream=stream)
+        if stream:
+            await collect(created)
+
     for kind in KINDS:
         with pytest.raises(TaskFailedError) as caught:
-            if stream:
-                created = await call(
-                    fclient.openai.chat.completions.create,
-                    model=failing_mesh.peer_id(kind),
-                    messages=messages,
-                    stream=True,
-                )
-                await collect(created)
-            else:
-                await call(
-                    fclient.openai.chat.completions.create,
-                    model=failing_mesh.peer_id(kind),
-                    messages=messages,
-                )
+            await complete(failing_mesh.peer_id(kind))
         assert caught.value.exit_detail
         if kind == "exit3":
             assert isinstance(caught.value, AgentExitError)

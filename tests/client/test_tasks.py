@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import agentfm
-
 from agentfm import (
     AgentFMClient,
     AgentFMTimeoutError,

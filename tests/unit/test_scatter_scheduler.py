@@ -14,8 +14,8 @@ from agentfm import (
     AuthenticationError,
     IncompleteStreamError,
     WorkerNotFoundError,
-    WorkerStreamError,
     WorkerRejectedError,
+    WorkerStreamError,
 )
 from agentfm._scatter import (
     AttemptOutcome,
