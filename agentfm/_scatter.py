@@ -611,8 +611,8 @@ class ScatterScheduler:
             error.retry_after is not None and error.retry_after > _RETRY_AFTER_MAX
         ):
             return self._finish(item, peer, outcome, now)
-        # The peer did not run the task: it may get the item again.
-        item.tried.pop()
+        # The task did not run; the next attempt still prefers a peer not tried yet (an
+        # overload may be local to the gateway path that peer sits behind).
         pause = error.retry_after
         if pause is None:
             pause = self._overload_pause

@@ -691,8 +691,10 @@ class Tasks:
             return
         try:
             capacity = _capacity(self._client.workers._fetch())
-        except AgentFMError as exc:
-            log.debug("scatter without telemetry: %s", exc)
+        except Exception as exc:
+            # Best effort: a gateway without the route, or a user's HTTP mock that does
+            # not define it (respx raises its own error), must not fail the scatter.
+            log.debug("scatter without telemetry: %r", exc)
             capacity = {}
         scheduler = ScatterScheduler(
             prompts,
@@ -1058,8 +1060,10 @@ class AsyncTasks:
             return
         try:
             capacity = _capacity(await self._client.workers._fetch())
-        except AgentFMError as exc:
-            log.debug("scatter without telemetry: %s", exc)
+        except Exception as exc:
+            # Best effort: a gateway without the route, or a user's HTTP mock that does
+            # not define it (respx raises its own error), must not fail the scatter.
+            log.debug("scatter without telemetry: %r", exc)
             capacity = {}
         scheduler = ScatterScheduler(
             prompts,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentfm._base_client import RequestSpec, resolve_timeout
-from agentfm._constants import STREAM_ERROR_PREFIX
+from agentfm._constants import PEER_ID_PREFIX_ED25519, STREAM_ERROR_PREFIX
 from agentfm._streaming import failure_from_tail, strip_failure_line
 from agentfm._validation import is_peer_id, require_prompt, require_timeout
 from agentfm.exceptions import AgentFMRoutingWarning, GatewayProtocolError, WorkerStreamError
@@ -28,8 +28,12 @@ class RoutingWarner:
         self._lock = threading.Lock()
 
     def check(self, model: str) -> None:
-        """Emit `AgentFMRoutingWarning` the first time ``model`` is not a peer id."""
-        if is_peer_id(model):
+        """Emit `AgentFMRoutingWarning` the first time ``model`` is not a peer id.
+
+        A ``12D3KooW…`` string is taken as meant for a peer id even when it is not a
+        well-formed one (test placeholders): 0.3.0 stayed silent for it too.
+        """
+        if is_peer_id(model) or model.startswith(PEER_ID_PREFIX_ED25519):
             return
         with self._lock:
             if model in self._seen:
