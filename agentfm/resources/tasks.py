@@ -631,15 +631,23 @@ class Tasks:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
         Work goes to the peers with free capacity that are expected to finish first; a
-        failed attempt (broken stream, rejection, unreachable peer) moves to a peer the
-        prompt has not tried, a peer that keeps failing is benched for a while, and a 503
-        ``mesh_overloaded`` / ``Retry-After`` pauses the batch instead of failing items.
+        failed attempt (broken stream, rejection, crashed agent, unreachable peer) moves to
+        a peer the prompt has not tried, and a peer that keeps failing is benched for a
+        while. A peer the gateway does not know (404) is not asked again.
+
+        Overload: a 503 ``mesh_overloaded`` (or a 503 with ``Retry-After``) pauses the
+        batch for the ``Retry-After`` (at most 120 s; backoff without the header) and
+        requeues the prompt. Each such answer counts as one of the prompt's
+        ``max_retries + 1`` attempts and shows in ``ScatterResult.attempts``, so with
+        ``max_retries=1`` a prompt is sent at most twice. A ``429 rate_limited``, a
+        rejected key, or a gateway that refuses connections three times in a row ends the
+        batch: every prompt not yet sent gets a failed result with that error at once.
 
         Args:
             prompts: The prompts.
-            peer_ids: Candidate workers; a failed prompt moves to a peer it has not tried.
+            peer_ids: Candidate workers (any non-empty strings; the gateway judges them).
             max_concurrency: Tasks in flight at once.
-            max_retries: Extra attempts per prompt.
+            max_retries: Extra attempts per prompt (overload waits included).
             timeout: Seconds one attempt may take.
             on_progress: Called with a `ScatterProgress` after every attempt.
             hedge: Once no new prompt is waiting, duplicate an attempt that runs far past

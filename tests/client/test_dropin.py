@@ -167,3 +167,32 @@ def test_make_client_shims() -> None:
     assert isinstance(asyncc, httpx.AsyncClient)
     assert "Authorization" not in asyncc.headers
     assert asyncc.timeout.read == 5.0
+
+
+def test_scatter_under_respx_without_a_workers_route() -> None:
+    # 0.3.0 scatter never asked for telemetry, so 0.3.0 mocks do not define /api/workers;
+    # the SDK's telemetry fetch is best effort and must not fail the scatter.
+    with respx.mock(base_url=URL, assert_all_called=True) as mock:
+        execute = mock.post("/api/execute").mock(return_value=httpx.Response(200, content=BODY))
+        with AgentFMClient(URL, api_key=None) as client:
+            results = client.tasks.scatter(["a", "b"], peer_ids=["12D3KooWX"])
+    assert [r.ok for r in results] == [True, True]
+    assert execute.call_count == 2
+
+
+def test_0_3_0_routing_warning_reset_and_placeholders() -> None:
+    from agentfm.openai._namespaces import _warned_about_routing
+    from agentfm.resources.openai._common import GLOBAL_WARNER
+
+    assert _warned_about_routing is GLOBAL_WARNER._seen
+    _warned_about_routing.discard("dropin-llama")
+    with pytest.warns(agentfm.AgentFMRoutingWarning):
+        GLOBAL_WARNER.check("dropin-llama")
+    _warned_about_routing.discard("dropin-llama")
+    with pytest.warns(agentfm.AgentFMRoutingWarning):
+        GLOBAL_WARNER.check("dropin-llama")  # warns again once reset, as 0.3.0 tests expect
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GLOBAL_WARNER.check("12D3KooWPidExample")  # a placeholder meant as a peer id
