@@ -25,8 +25,9 @@ How peers are chosen:
   401 end the whole batch: every item not yet sent fails with that error, since each new
   request would fail the same way and spend the address's allowance.
 * **Dead gateway**: when the gateway itself cannot be reached (connection errors, not
-  timeouts) three times in a row with no answer in between, the items not yet sent fail
-  at once with that error instead of each going through its retries.
+  timeouts), dispatching pauses with a growing backoff (0.1 s doubling to 2 s), so a
+  restart is survived. If it stays unreachable for 5 s with no answer in between, the items
+  not yet sent fail at once with that error instead of each going through its retries.
 * **Missing worker**: a 404 ``Worker not found`` removes the peer from this batch; the item
   moves to another peer, and is final when no other peer is left.
 * **Hedging** (opt-in): once no new work is waiting, an attempt running far past the
@@ -99,7 +100,9 @@ _BENCH_MAX = 60.0
 _OVERLOAD_FIRST = 0.5  # pause without Retry-After; doubles while the gateway stays overloaded
 _OVERLOAD_MAX = 30.0
 _RETRY_AFTER_MAX = 120.0
-_GATEWAY_DOWN_STREAK = 3  # connection errors in a row that mean the gateway is down
+_DOWN_PAUSE_FIRST = 0.1  # pause after a refused connection; doubles while the gateway is down
+_DOWN_PAUSE_MAX = 2.0
+_DOWN_AFTER = 5.0  # seconds of refused connections, with no answer between, that end a batch
 _LATENCY_WEIGHT = 0.2  # EWMA weight of a new latency sample
 _SLOW_PEER_RATIO = 1.5  # a peer this much slower than the fastest is "slow" for the tail rule
 _HEDGE_SAMPLES = 8  # successes needed before the typical latency is trusted
@@ -324,7 +327,8 @@ class ScatterScheduler:
         self.hedges = 0
         self._abort: AgentFMError | None = None
         self._abort_peer: str | None = None
-        self._unreachable_streak = 0
+        self._down_since: float | None = None
+        self._down_pause = _DOWN_PAUSE_FIRST
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -566,13 +570,16 @@ class ScatterScheduler:
         peer.own -= 1
         error = outcome.error
         if error is None:
-            self._unreachable_streak = 0
+            self._gateway_answered()
             self._peer_succeeded(peer, outcome.duration or max(0.0, now - attempt.start))
             return self._finish(item, peer, outcome, now)
         if self._abort is not None:
             return None if item.live else self._finish(item, peer, outcome, now)
         unreachable = is_gateway_unreachable(error)
-        self._unreachable_streak = self._unreachable_streak + 1 if unreachable else 0
+        if unreachable:
+            self._gateway_refused(now)
+        else:
+            self._gateway_answered()
         if ends_batch(error):
             self._abort_with(error, peer)
             return None if item.live else self._finish(item, peer, outcome, now)
@@ -584,7 +591,7 @@ class ScatterScheduler:
         if item.live:
             return None  # a hedge of the same item still runs: let it decide
         last = item.attempts >= self.max_attempts
-        if unreachable and self._unreachable_streak >= _GATEWAY_DOWN_STREAK:
+        if unreachable and self._down_since is not None and now - self._down_since >= _DOWN_AFTER:
             self._abort_with(error, peer)
             return self._finish(item, peer, outcome, now)
         if is_redispatchable(error) and not last and self._has_peer_for(item):
@@ -592,6 +599,22 @@ class ScatterScheduler:
             self._waiting.append(item)
             return None
         return self._finish(item, peer, outcome, now)
+
+    def _gateway_refused(self, now: float) -> None:
+        """The gateway itself could not be reached: pause the batch, back off, keep the time.
+
+        A restart is survived (dispatching resumes once connections succeed again); a gateway
+        that stays down for `_DOWN_AFTER` seconds ends the batch instead of every item
+        spending its retries on it.
+        """
+        if self._down_since is None:
+            self._down_since = now
+        self._pause_until = max(self._pause_until, now + self._down_pause)
+        self._down_pause = min(_DOWN_PAUSE_MAX, self._down_pause * 2)
+
+    def _gateway_answered(self) -> None:
+        self._down_since = None
+        self._down_pause = _DOWN_PAUSE_FIRST
 
     def _abort_with(self, error: AgentFMError, peer: _Peer) -> None:
         if self._abort is None:

@@ -640,8 +640,9 @@ class Tasks:
         requeues the prompt. Each such answer counts as one of the prompt's
         ``max_retries + 1`` attempts and shows in ``ScatterResult.attempts``, so with
         ``max_retries=1`` a prompt is sent at most twice. A ``429 rate_limited``, a
-        rejected key, or a gateway that refuses connections three times in a row ends the
-        batch: every prompt not yet sent gets a failed result with that error at once.
+        rejected key, or a gateway that keeps refusing connections for 5 s ends the batch:
+        every prompt not yet sent gets a failed result with that error at once (shorter
+        outages, such as a restart, only pause the batch).
 
         Args:
             prompts: The prompts.

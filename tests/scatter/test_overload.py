@@ -222,5 +222,6 @@ async def test_a_dead_gateway_fails_the_rest_fast(
         )
     assert [r.index for r in results] == list(range(200))
     assert all(isinstance(r.exception, GatewayConnectionError) for r in results)
-    # Three connection failures in a row, then the rest fail without being sent.
-    assert sum(r.attempts for r in results) == 3
+    # Refused connections back off, and after 5 s the rest fail without being sent:
+    # a handful of attempts in all, not 200 x 3.
+    assert sum(r.attempts for r in results) <= 8

@@ -237,8 +237,35 @@ def test_a_dead_gateway_fails_the_rest_fast() -> None:
         result = scheduler.complete(d, AttemptOutcome(error=down), now)
         results += ([result] if result else []) + scheduler.take_aborted(now)
     assert sorted(r.index for r in results) == list(range(50))
-    assert sent == 3  # the first item's attempts, then nothing else is sent
     assert all(not r.ok for r in results)
+    # Backoff 0.1 s doubling to 2 s between probes, and the end after 5 s of refusals:
+    # a handful of requests in all, not 50 x 3.
+    assert sent <= 8
+    assert 5.0 <= now < 8.0
+
+
+def test_a_gateway_restart_only_pauses_the_batch() -> None:
+    down = GatewayConnectionError("refused", code="connection_error")
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(10)], [A, B], max_concurrency=2, max_retries=2
+    )
+    results, now = [], 0.0
+    while not scheduler.finished:
+        d = scheduler.next_dispatch(now)
+        if d is None:
+            now = scheduler.wakeup(now) or now + 0.1
+            continue
+        # The gateway is down from t=1 to t=3 (a restart), up otherwise.
+        outcome = AttemptOutcome(error=down) if 1.0 <= now < 3.0 else OK
+        result = scheduler.complete(d, outcome, now)
+        results += ([result] if result else []) + scheduler.take_aborted(now)
+        now += 0.25
+    assert sorted(r.index for r in results) == list(range(10))
+    assert scheduler.aborted is None
+    # Probes during the outage use attempts (0.1, 0.2, 0.4, 0.8 s apart), so at most the
+    # items probing then can run out; everything after the restart succeeds.
+    assert sum(not r.ok for r in results) <= 1
+    assert all(r.ok for r in results if r.index != 4)  # p4 probed with all 3 attempts
 
 
 def test_overload_without_retry_after_backs_off_exponentially() -> None:
