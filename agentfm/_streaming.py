@@ -143,7 +143,8 @@ class MarkerDecoder:
         self._held_marker: str | None = None
         self._after_marker: list[str] = []
         self._last_line = ""
-        self._tail = ""
+        self._tail: list[str] = []
+        self._tail_size = 0
         self.marker: str | None = None
         """The terminal marker, once `flush` found one."""
         self.error: AgentFMError | None = None
@@ -164,19 +165,16 @@ class MarkerDecoder:
         return out
 
     def _keep_tail(self, out: list[str]) -> None:
-        pieces: list[str] = []
-        size = 0
-        for piece in reversed(out):
-            pieces.append(piece)
-            size += len(piece)
-            if size >= _TAIL_KEEP:
-                break
-        pieces.reverse()
-        self._tail = (self._tail + "".join(pieces))[-_TAIL_KEEP:]
+        # References only; joined when they exceed a few KiB (amortised), or at the end.
+        self._tail.extend(out)
+        self._tail_size += sum(map(len, out))
+        if self._tail_size > 4 * _TAIL_KEEP:
+            kept = "".join(self._tail)[-_TAIL_KEEP:]
+            self._tail, self._tail_size = [kept], len(kept)
 
     def _settle_marker(self, marker: str | None) -> None:
         self.marker = marker
-        failure = failure_from_tail(self._tail)
+        failure = failure_from_tail("".join(self._tail)[-_TAIL_KEEP:])
         if failure is not None:
             failure.files_incoming = marker == ARTIFACT_INCOMING
             self.error = failure
