@@ -417,12 +417,18 @@ class Tasks:
     ) -> Iterator[TaskChunk]:
         plan = plan_for(model, self._client.workers.match(model), max_retries)
         last: AgentFMError | None = None
+        first_task_id = state.task_id  # the caller's, for the first attempt only
         while (step := plan.next()) is not None:
             peer, delay = step
             if delay:
                 time.sleep(delay)
             gate = RejectionGate()
-            attempt = self.stream(worker_id=peer, prompt=prompt, timeout=timeout)
+            attempt = self.stream(
+                worker_id=peer,
+                prompt=prompt,
+                timeout=timeout,
+                task_id=first_task_id if len(plan.tried) == 1 else None,
+            )
             _follow(state, attempt, plan.tried)
             try:
                 with IN_FLIGHT.on(peer), attempt:
@@ -852,12 +858,18 @@ class AsyncTasks:
     ) -> AsyncIterator[TaskChunk]:
         plan = plan_for(model, await self._client.workers.match(model), max_retries)
         last: AgentFMError | None = None
+        first_task_id = state.task_id  # the caller's, for the first attempt only
         while (step := plan.next()) is not None:
             peer, delay = step
             if delay:
                 await asyncio.sleep(delay)
             gate = RejectionGate()
-            attempt = self.stream(worker_id=peer, prompt=prompt, timeout=timeout)
+            attempt = self.stream(
+                worker_id=peer,
+                prompt=prompt,
+                timeout=timeout,
+                task_id=first_task_id if len(plan.tried) == 1 else None,
+            )
             _follow(state, attempt, plan.tried)
             try:
                 with IN_FLIGHT.on(peer):

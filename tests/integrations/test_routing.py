@@ -221,3 +221,21 @@ async def test_drivers_give_up_after_max_retries(
             await aclient.tasks.run(model="no-such-engine", prompt="hi")
         with pytest.raises(agentfm.InvalidRequestError):
             await aclient.tasks.run(model=ENGINE, worker_id=order[0], prompt="hi")
+
+
+def test_routed_stream_reports_the_serving_attempt(
+    routing_mesh: EmbeddedMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = [routing_mesh.peer_id("echo0"), routing_mesh.peer_id("echo1")]
+    monkeypatch.setattr(_routing, "order_peers", lambda *_a, **_k: order)
+    with agentfm.AgentFMClient(routing_mesh.url, api_key=None) as client:
+        stream = client.tasks.stream(model=ENGINE, prompt="hi", task_id="task_routed1")
+        with stream:
+            text = "".join(c.text for c in stream)
+        assert text == "echo: hi\n"
+        assert (stream.peer_id, stream.task_id, stream.peers_tried) == (
+            order[0],
+            "task_routed1",
+            [order[0]],
+        )
+        assert stream.attempts == 1
