@@ -6,6 +6,7 @@ The embedded mesh cannot produce a connection cut after the request was sent or 
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -167,6 +168,7 @@ def test_make_client_shims() -> None:
     assert isinstance(asyncc, httpx.AsyncClient)
     assert "Authorization" not in asyncc.headers
     assert asyncc.timeout.read == 5.0
+    asyncio.run(asyncc.aclose())
 
 
 def test_scatter_under_respx_without_a_workers_route() -> None:

@@ -235,18 +235,21 @@ async def test_langchain_raises_with_the_typed_cause(
 
     settings = {"gateway_url": failing_mesh.url, "api_key": None, "max_retries": 0}
     chat = ChatAgentFM(model=kind, artifacts_dir=str(tmp_path), **settings)
-    for run in (
-        lambda: chat.invoke("go"),
-        lambda: list(chat.stream("go")),
-        lambda: chat.batch(["go", "again"]),
-        lambda: AgentFMLLM(model=kind, **settings).invoke("go"),
-    ):
-        with pytest.raises(LangChainException) as caught:
-            run()
-        check_failure(caught.value.__cause__, kind)  # type: ignore[arg-type]
-    with pytest.raises(LangChainException) as acaught:
-        await chat.ainvoke("go")
-    check_failure(acaught.value.__cause__, kind)  # type: ignore[arg-type]
+    try:
+        for run in (
+            lambda: chat.invoke("go"),
+            lambda: list(chat.stream("go")),
+            lambda: chat.batch(["go", "again"]),
+            lambda: AgentFMLLM(model=kind, **settings).invoke("go"),
+        ):
+            with pytest.raises(LangChainException) as caught:
+                run()
+            check_failure(caught.value.__cause__, kind)  # type: ignore[arg-type]
+        with pytest.raises(LangChainException) as acaught:
+            await chat.ainvoke("go")
+        check_failure(acaught.value.__cause__, kind)  # type: ignore[arg-type]
+    finally:
+        chat.close()  # no socket left for a later test's warning capture
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -259,12 +262,16 @@ async def test_llama_index_raises_the_typed_failure(
     llm = AgentFM(
         model=kind, gateway_url=failing_mesh.url, max_retries=0, artifacts_dir=str(tmp_path)
     )
-    with pytest.raises(TaskFailedError) as caught:
-        llm.complete("go")
-    check_failure(caught.value, kind)
-    with pytest.raises(TaskFailedError) as caught:
-        list(llm.stream_complete("go"))
-    check_failure(caught.value, kind)
-    with pytest.raises(TaskFailedError) as caught:
-        await llm.acomplete("go")
-    check_failure(caught.value, kind)
+    try:
+        with pytest.raises(TaskFailedError) as caught:
+            llm.complete("go")
+        check_failure(caught.value, kind)
+        with pytest.raises(TaskFailedError) as caught:
+            list(llm.stream_complete("go"))
+        check_failure(caught.value, kind)
+        with pytest.raises(TaskFailedError) as caught:
+            await llm.acomplete("go")
+        check_failure(caught.value, kind)
+    finally:
+        llm.close()
+        await llm.aclose()
