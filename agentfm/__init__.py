@@ -20,6 +20,7 @@ from agentfm._version import __version__
 from agentfm.artifacts import ArtifactManager, FileRef, describe_files
 from agentfm.crypto import SwarmKey
 from agentfm.exceptions import (
+    AgentExitError,
     AgentFMError,
     AgentFMRoutingWarning,
     AgentFMTimeoutError,
@@ -40,10 +41,15 @@ from agentfm.exceptions import (
     NoWorkerForModelError,
     OutputTooLargeError,
     PlainTextDispatchRefusedError,
+    PlainTextGatewayInternalError,
     PlainTextInvalidRequestError,
+    PlainTextWorkerStreamError,
+    PlainTextWorkerUnreachableError,
     RateLimitError,
     SignatureRejectedError,
     TaskExecutionError,
+    TaskFailedError,
+    TaskStartError,
     UntrustedPeersError,
     WorkerNotFoundError,
     WorkerRejectedError,
@@ -76,6 +82,7 @@ from agentfm.webhook import WebhookPayload, WebhookReceiver, verify_signature
 
 __all__ = [
     "DEFAULT_GATEWAY",
+    "AgentExitError",
     "AgentFMClient",
     "AgentFMError",
     "AgentFMRoutingWarning",
@@ -111,7 +118,10 @@ __all__ = [
     "PeerLog",
     "PeerSummary",
     "PlainTextDispatchRefusedError",
+    "PlainTextGatewayInternalError",
     "PlainTextInvalidRequestError",
+    "PlainTextWorkerStreamError",
+    "PlainTextWorkerUnreachableError",
     "RateLimitError",
     "RaterSummary",
     "ReputationScore",
@@ -122,7 +132,9 @@ __all__ = [
     "SwarmKey",
     "TaskChunk",
     "TaskExecutionError",
+    "TaskFailedError",
     "TaskResult",
+    "TaskStartError",
     "UntrustedPeersError",
     "WebhookPayload",
     "WebhookReceiver",

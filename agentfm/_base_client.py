@@ -38,7 +38,10 @@ from agentfm.exceptions import (
     GatewayProtocolError,
     InvalidRequestError,
     PlainTextDispatchRefusedError,
+    PlainTextGatewayInternalError,
     PlainTextInvalidRequestError,
+    PlainTextWorkerStreamError,
+    PlainTextWorkerUnreachableError,
     RateLimitError,
     WorkerNotFoundError,
     WorkerStreamError,
@@ -126,14 +129,20 @@ class RequestSpec:
             extensions["timeout"] = self.timeout.as_dict()
         if self.idle_timeout is not None:
             extensions[IDLE_EXTENSION] = self.idle_timeout
-        return httpx.Request(
-            self.method,
-            self.path,
-            params=dict(self.params) if self.params else None,
-            headers=headers,
-            content=content,
-            extensions=extensions,
-        )
+        try:
+            return httpx.Request(
+                self.method,
+                self.path,
+                params=dict(self.params) if self.params else None,
+                headers=headers,
+                content=content,
+                extensions=extensions,
+            )
+        except httpx.InvalidURL as exc:
+            # Raised at the first request (as 0.3.0 did), inside the caller's ``try``.
+            raise InvalidRequestError(
+                f"invalid gateway URL: {redact_text(str(exc))}", code="invalid_gateway_url"
+            ) from None
 
 
 IDLE_EXTENSION = "agentfm.idle_timeout"
@@ -312,11 +321,22 @@ def error_from_response(
                 f"route not found on this gateway ({message})", code="route_not_found", **common
             )
         return WorkerNotFoundError(message, code="worker_not_found", **common)
+    # Plain-text 5xx: 0.3.0 raised GatewayProtocolError; the dual classes keep that true
+    # while saying what failed.
     if status == 500:
         if message.startswith("Failed to connect to worker"):
-            return WorkerUnreachableError(message, code="worker_unreachable", **common)
+            return PlainTextWorkerUnreachableError(message, code="worker_unreachable", **common)
         if message.startswith(_PLAIN_500_WORKER_STREAM):
-            return WorkerStreamError(message, code="worker_stream_failed", **common)
+            return PlainTextWorkerStreamError(message, code="worker_stream_failed", **common)
+        return PlainTextGatewayInternalError(
+            f"unexpected status {status}: {message[:200]}", **common
+        )
+    if status == 502:
+        return PlainTextWorkerUnreachableError(
+            f"unexpected status {status}: {message[:200]}", **common
+        )
+    if status >= 500:
+        return GatewayProtocolError(f"unexpected status {status}: {message[:200]}", **common)
     cls = _STATUS_FALLBACK.get(status, GatewayProtocolError)
     return cls(f"unexpected status {status}: {message[:200]}", **common)
 
@@ -348,12 +368,18 @@ def _idle_of(exc: httpx.TimeoutException) -> float | None:
 
 
 def error_from_transport(
-    exc: Exception, *, gateway_url: str, phase: Literal["request", "body"] = "request"
+    exc: Exception,
+    *,
+    gateway_url: str,
+    phase: Literal["request", "stream", "body"] = "request",
 ) -> AgentFMError:
     """Map an httpx transport failure to the typed error.
 
     ``phase="body"`` means the response had started (status received), so a broken
     connection is a failed worker stream rather than an unreachable gateway.
+    ``phase="stream"`` is the request of a task stream: once it was sent, a broken
+    connection (``RemoteProtocolError``, ``ReadError``) is a failed worker stream too,
+    as in 0.3.0; only a connection that never opened means the gateway is unreachable.
     """
     error: AgentFMError
     detail = str(exc) or type(exc).__name__
@@ -366,8 +392,10 @@ def error_from_transport(
         error = idle_timeout_error(_idle_of(exc) or 0.0)
     elif isinstance(exc, httpx.TimeoutException):
         error = connect_timeout_error(gateway_url, type(exc).__name__)
+    elif phase == "body" or (phase == "stream" and not isinstance(exc, _NEVER_SENT)):
+        error = connection_error(gateway_url, detail, phase="body")
     else:
-        error = connection_error(gateway_url, detail, phase=phase)
+        error = connection_error(gateway_url, detail)
     error.request_sent = not isinstance(exc, _NEVER_SENT)
     return error
 

@@ -109,12 +109,7 @@ class _BaseClient:
         proxy: str | httpx.URL | httpx.Proxy | None = None,
         verify: bool | str | ssl.SSLContext = True,
     ) -> None:
-        url = gateway_url or os.environ.get(ENV_GATEWAY_URL) or DEFAULT_GATEWAY
-        if not url.startswith(("http://", "https://")):
-            raise InvalidRequestError(
-                f"gateway_url must start with http:// or https://, got {url!r}",
-                code="invalid_gateway_url",
-            )
+        url = _normalise_scheme(gateway_url or os.environ.get(ENV_GATEWAY_URL) or DEFAULT_GATEWAY)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidRequestError(
                 f"retries must be an int >= 0, got {retries!r}", code="invalid_retries"
@@ -228,6 +223,18 @@ class _BaseClient:
             if not isinstance(value, _Unset):
                 merged[key] = value
         return merged
+
+
+def _normalise_scheme(url: str) -> str:
+    """Lower-case an ``HTTP://``/``HTTPS://`` scheme; leave any other URL as given.
+
+    A bad scheme is not refused here: like 0.3.0 (and httpx), the first request raises
+    `InvalidRequestError` (``invalid_gateway_url``), inside the caller's ``try``.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        return scheme.lower() + sep + rest
+    return url
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -443,7 +450,9 @@ class AgentFMClient(_BaseClient):
             try:
                 return self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise error_from_transport(exc, gateway_url=self.gateway_url) from exc
+                raise error_from_transport(
+                    exc, gateway_url=self.gateway_url, phase="stream"
+                ) from exc
 
         response = call_with_retry(RetryPolicy(self.retries, idempotent=False), send)
         try:
@@ -634,7 +643,9 @@ class AsyncAgentFMClient(_BaseClient):
             try:
                 return await self._http.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise error_from_transport(exc, gateway_url=self.gateway_url) from exc
+                raise error_from_transport(
+                    exc, gateway_url=self.gateway_url, phase="stream"
+                ) from exc
 
         response = await acall_with_retry(RetryPolicy(self.retries, idempotent=False), send)
         try:

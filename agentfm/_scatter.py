@@ -16,8 +16,20 @@ How peers are chosen:
   a slow peer gets an item only if faster peers could not finish it sooner.
 * **Failure memory**: a failed prompt moves to a peer it has not tried yet. A peer that
   keeps failing is benched (circuit breaker), then gets one probe once the bench expires.
-* **Overload**: a 503 ``mesh_overloaded`` / 429 with ``Retry-After`` pauses dispatching for
-  that long (exponential backoff without the header); the item is requeued, not failed.
+* **Overload**: a 503 ``mesh_overloaded`` / ``async_capacity_exhausted`` (or a 503 with
+  ``Retry-After``) pauses dispatching for that long (exponential backoff without the
+  header) and requeues the item. Each overload answer uses one of the item's
+  ``max_retries + 1`` attempts (it shows in ``ScatterResult.attempts``), so the waits are
+  bounded by the caller's budget; a ``Retry-After`` longer than 120 s is final at once.
+* **Final answers**: a 429 ``rate_limited`` (failed auth attempts from this address) and a
+  401 end the whole batch: every item not yet sent fails with that error, since each new
+  request would fail the same way and spend the address's allowance.
+* **Dead gateway**: when the gateway itself cannot be reached (connection errors, not
+  timeouts), dispatching pauses with a growing backoff (0.1 s doubling to 2 s), so a
+  restart is survived. If it stays unreachable for 5 s with no answer in between, the items
+  not yet sent fail at once with that error instead of each going through its retries.
+* **Missing worker**: a 404 ``Worker not found`` removes the peer from this batch; the item
+  moves to another peer, and is final when no other peer is left.
 * **Hedging** (opt-in): once no new work is waiting, an attempt running far past the
   batch's typical latency is duplicated on another peer with room; the first success wins
   and the other attempt is cancelled. An item still yields exactly one result.
@@ -58,9 +70,11 @@ from agentfm.exceptions import (
     GatewayConnectionError,
     InvalidRequestError,
     MeshOverloadedError,
+    ModelNotFoundError,
     RateLimitError,
     WorkerNotFoundError,
     WorkerRejectedError,
+    WorkerStreamError,
 )
 from agentfm.models import PeerID, ScatterProgress, ScatterResult
 
@@ -71,6 +85,7 @@ __all__ = [
     "AttemptOutcome",
     "Dispatch",
     "ScatterScheduler",
+    "ends_batch",
     "is_overload",
     "is_redispatchable",
     "run_async",
@@ -85,7 +100,9 @@ _BENCH_MAX = 60.0
 _OVERLOAD_FIRST = 0.5  # pause without Retry-After; doubles while the gateway stays overloaded
 _OVERLOAD_MAX = 30.0
 _RETRY_AFTER_MAX = 120.0
-_OVERLOAD_REQUEUES = 8  # per item: then the overload error becomes its result
+_DOWN_PAUSE_FIRST = 0.1  # pause after a refused connection; doubles while the gateway is down
+_DOWN_PAUSE_MAX = 2.0
+_DOWN_AFTER = 5.0  # seconds of refused connections, with no answer between, that end a batch
 _LATENCY_WEIGHT = 0.2  # EWMA weight of a new latency sample
 _SLOW_PEER_RATIO = 1.5  # a peer this much slower than the fastest is "slow" for the tail rule
 _HEDGE_SAMPLES = 8  # successes needed before the typical latency is trusted
@@ -148,6 +165,7 @@ class _Peer:
         "benched_until",
         "consecutive",
         "failures",
+        "gone",
         "latency",
         "limit",
         "others",
@@ -171,6 +189,7 @@ class _Peer:
         self.benched_until = 0.0
         self.bench = _BENCH_FIRST
         self.probing = False
+        self.gone = False  # the gateway answered 404 "Worker not found" for it
 
     def free(self) -> int:
         if self.limit is None:
@@ -192,22 +211,58 @@ class _Attempt:
         self.start = start
 
 
+# Errors another attempt cannot fix, whichever peer it goes to.
+_FINAL = (
+    InvalidRequestError,
+    AuthenticationError,
+    ArtifactError,
+    RateLimitError,
+    ModelNotFoundError,
+)
+
+
 def is_overload(exc: AgentFMError) -> bool:
-    """Whether the gateway (not the peer) asked to slow down: 503/429, ``Retry-After``."""
-    if isinstance(exc, (MeshOverloadedError, RateLimitError, AsyncCapacityError)):
+    """Whether the gateway (not the peer) asked to slow down: 503 overload, ``Retry-After``.
+
+    A 429 ``rate_limited`` is not an overload: the gateway limits failed auth attempts,
+    and repeating one cannot succeed (it is final, see `ends_batch`).
+    """
+    if isinstance(exc, RateLimitError) or exc.code == "rate_limited":
+        return False
+    if isinstance(exc, (MeshOverloadedError, AsyncCapacityError)):
         return True
     return exc.status in (429, 503) and exc.retry_after is not None
 
 
-def is_redispatchable(exc: AgentFMError) -> bool:
-    """Whether a failed attempt may be sent to another peer.
+def is_gateway_unreachable(exc: AgentFMError) -> bool:
+    """Whether the gateway itself could not be reached (not a timeout, not a worker fault)."""
+    return isinstance(exc, GatewayConnectionError) and not isinstance(
+        exc, (AgentFMTimeoutError, WorkerStreamError)
+    )
 
-    A task that failed on a peer (a broken or cut stream, a rejection, an unreachable or
-    missing worker, a 5xx) is sent again, to a peer it has not tried. Final: errors another
-    peer cannot fix (a bad request or key), and a task that completed but whose files could
-    not be collected (re-running it would repeat finished work).
+
+def ends_batch(exc: AgentFMError) -> bool:
+    """Whether this answer dooms every other request of the batch too (a bad key, a lockout)."""
+    return isinstance(exc, (AuthenticationError, RateLimitError)) or exc.code == "rate_limited"
+
+
+def is_redispatchable(exc: AgentFMError) -> bool:
+    """Whether a failed attempt may be sent again, to another peer when there is one.
+
+    This is the one failover policy of the SDK: scatter and the single routed calls
+    (``tasks.run(model=…)`` / ``tasks.stream(model=…)``) both ask it, within the caller's
+    ``max_retries``.
+
+    Sent again: a task that failed on a peer (a broken or cut stream, a rejection, an
+    agent that exited non-zero, was killed or could not start, an unreachable or missing
+    worker, a 5xx) and a gateway that could not be reached. Final: errors another peer
+    cannot fix (a bad request, a bad key, ``rate_limited``, an unknown model), and a task
+    that completed but whose files could not be collected (re-running it would repeat
+    finished work).
     """
-    return not isinstance(exc, (InvalidRequestError, AuthenticationError, ArtifactError))
+    if exc.code == "rate_limited":
+        return False
+    return not isinstance(exc, _FINAL)
 
 
 class ScatterScheduler:
@@ -270,12 +325,46 @@ class ScatterScheduler:
         self.failed = 0
         self.failovers = 0
         self.hedges = 0
+        self._abort: AgentFMError | None = None
+        self._abort_peer: str | None = None
+        self._down_since: float | None = None
+        self._down_pause = _DOWN_PAUSE_FIRST
 
     # -- state -------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
         """True once every input has its result."""
         return self._exhausted and not self._waiting and not self._in_flight
+
+    @property
+    def aborted(self) -> AgentFMError | None:
+        """The error that ended the batch early (a bad key, a lockout, a dead gateway)."""
+        return self._abort
+
+    def take_aborted(self, now: float = 0.0) -> list[ScatterResult]:
+        """Once the batch is aborted: a failed result for every item not sent again.
+
+        The driver calls this after every `complete`; it returns ``[]`` until the batch is
+        aborted. Each input still gets exactly one result.
+        """
+        if self._abort is None:
+            return []
+        error = self._abort
+        results: list[ScatterResult] = []
+        while self._waiting:
+            item = self._waiting.popleft()
+            results.append(self._abort_result(item, error, now))
+        if not self._exhausted:
+            for index, prompt in self._inputs:
+                self._pulled += 1
+                self._live_items += 1
+                results.append(self._abort_result(_Item(index, prompt), error, now))
+            self._exhausted = True
+        return results
+
+    def _abort_result(self, item: _Item, error: AgentFMError, now: float) -> ScatterResult:
+        peer_id = item.tried[-1] if item.tried else (self._abort_peer or self.peers[0])
+        return self._finish(item, self._peers[peer_id], AttemptOutcome(error=error), now)
 
     @property
     def in_flight(self) -> int:
@@ -332,7 +421,7 @@ class ScatterScheduler:
 
     def _choose(self, item: _Item, now: float) -> tuple[_Peer, bool] | None:
         """Pick a peer for ``item``: (peer, already tried) or None to wait."""
-        peers = self._peers.values()
+        peers = [p for p in self._peers.values() if not p.gone] or list(self._peers.values())
         candidates = [p for p in peers if p.peer_id not in item.tried]
         retried = not candidates
         if retried:
@@ -384,6 +473,8 @@ class ScatterScheduler:
         Args:
             now: The driver's monotonic clock, in seconds.
         """
+        if self._abort is not None:
+            return None
         if len(self._in_flight) >= self.max_concurrency or now < self._pause_until:
             return None
         for position, item in enumerate(self._waiting):
@@ -431,7 +522,10 @@ class ScatterScheduler:
             roomy = [
                 p
                 for p in self._peers.values()
-                if p.peer_id not in item.tried and self._usable(p, now) and p.free() > 0
+                if p.peer_id not in item.tried
+                and not p.gone
+                and self._usable(p, now)
+                and p.free() > 0
             ]
             if not roomy:
                 continue
@@ -476,8 +570,19 @@ class ScatterScheduler:
         peer.own -= 1
         error = outcome.error
         if error is None:
+            self._gateway_answered()
             self._peer_succeeded(peer, outcome.duration or max(0.0, now - attempt.start))
             return self._finish(item, peer, outcome, now)
+        if self._abort is not None:
+            return None if item.live else self._finish(item, peer, outcome, now)
+        unreachable = is_gateway_unreachable(error)
+        if unreachable:
+            self._gateway_refused(now)
+        else:
+            self._gateway_answered()
+        if ends_batch(error):
+            self._abort_with(error, peer)
+            return None if item.live else self._finish(item, peer, outcome, now)
         if is_overload(error):
             if item.live:
                 return None
@@ -485,21 +590,52 @@ class ScatterScheduler:
         self._peer_failed(peer, error, now)
         if item.live:
             return None  # a hedge of the same item still runs: let it decide
-        if is_redispatchable(error) and item.attempts < self.max_attempts:
+        last = item.attempts >= self.max_attempts
+        if unreachable and self._down_since is not None and now - self._down_since >= _DOWN_AFTER:
+            self._abort_with(error, peer)
+            return self._finish(item, peer, outcome, now)
+        if is_redispatchable(error) and not last and self._has_peer_for(item):
             self.failovers += 1
             self._waiting.append(item)
             return None
         return self._finish(item, peer, outcome, now)
 
+    def _gateway_refused(self, now: float) -> None:
+        """The gateway itself could not be reached: pause the batch, back off, keep the time.
+
+        A restart is survived (dispatching resumes once connections succeed again); a gateway
+        that stays down for `_DOWN_AFTER` seconds ends the batch instead of every item
+        spending its retries on it.
+        """
+        if self._down_since is None:
+            self._down_since = now
+        self._pause_until = max(self._pause_until, now + self._down_pause)
+        self._down_pause = min(_DOWN_PAUSE_MAX, self._down_pause * 2)
+
+    def _gateway_answered(self) -> None:
+        self._down_since = None
+        self._down_pause = _DOWN_PAUSE_FIRST
+
+    def _abort_with(self, error: AgentFMError, peer: _Peer) -> None:
+        if self._abort is None:
+            self._abort = error
+            self._abort_peer = peer.peer_id
+
+    def _has_peer_for(self, item: _Item) -> bool:
+        """Whether a retry can go anywhere: not when every peer is known to be gone."""
+        return any(not p.gone for p in self._peers.values())
+
     def _overloaded(
         self, item: _Item, peer: _Peer, outcome: AttemptOutcome, error: AgentFMError, now: float
     ) -> ScatterResult | None:
         item.overloads += 1
-        if item.overloads > _OVERLOAD_REQUEUES:
+        # The waits count against the caller's budget: each overload answer is an attempt.
+        if item.attempts >= self.max_attempts or (
+            error.retry_after is not None and error.retry_after > _RETRY_AFTER_MAX
+        ):
             return self._finish(item, peer, outcome, now)
-        # The gateway did not run the task: give the attempt back.
-        item.attempts -= 1
-        item.tried.pop()
+        # The task did not run; the next attempt still prefers a peer not tried yet (an
+        # overload may be local to the gateway path that peer sits behind).
         pause = error.retry_after
         if pause is None:
             pause = self._overload_pause
@@ -541,6 +677,8 @@ class ScatterScheduler:
             # Fuller than advertised: no more work until one of ours finishes there.
             peer.others = max(peer.others, peer.limit - peer.own)
         if isinstance(error, WorkerNotFoundError):
+            # The gateway does not know this peer: asking again would get the same 404.
+            peer.gone = True
             peer.consecutive = max(peer.consecutive, _BREAKER_THRESHOLD)
         if peer.probing or peer.consecutive >= _BREAKER_THRESHOLD:
             if peer.probing:
@@ -653,9 +791,12 @@ async def run_async(
                     lost = running.pop((loser.index, loser.attempt), None)
                     if lost is not None:
                         lost.cancel()
+                aborted = scheduler.take_aborted(clock())
                 if on_progress is not None:
                     on_progress(scheduler.progress())
                 if result is not None:
+                    yield result
+                for result in aborted:
                     yield result
     finally:
         for task in running.values():

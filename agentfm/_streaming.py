@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from agentfm._constants import (
@@ -20,7 +20,14 @@ from agentfm._constants import (
     SSE_DONE_PAYLOAD,
     WORKER_REJECTION_PREFIX,
 )
-from agentfm.exceptions import AgentFMError, IncompleteStreamError, WorkerRejectedError
+from agentfm.exceptions import (
+    AgentExitError,
+    AgentFMError,
+    IncompleteStreamError,
+    TaskFailedError,
+    TaskStartError,
+    WorkerRejectedError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -43,6 +50,54 @@ _LINE_HEAD = 200
 # A held line longer than this is output, not a marker: the worker writes its marker bare,
 # and holding (and rescanning) an ever-growing blank line would cost quadratic time.
 _MARKER_LINE_MAX = 256
+# How much released text is kept to find a failure line before the marker (protocol §5.4).
+_TAIL_KEEP = 1024
+SANDBOX_EXIT_PREFIX = "Sandbox exited: "
+"""Follows the ⚠️ sign on the line a worker writes when the agent exits non-zero or is killed."""
+START_FAILED_PREFIX = "❌ Failed to start task: "
+"""The line a worker writes when it cannot start the agent."""
+
+
+def failure_from_tail(tail: str) -> TaskFailedError | None:
+    """The failure told by the last line of a task's output, if that line is one.
+
+    The worker writes ``⚠️  Sandbox exited: <err>`` or ``❌ Failed to start task: <err>`` and
+    then its *normal* marker, so a stream that ended well can still be a failed task. The
+    line may be glued to output that did not end in a newline, so it is looked for within
+    the last line rather than only at its start.
+    """
+    last = tail.rstrip().rpartition("\n")[2]
+    at = last.find(START_FAILED_PREFIX)
+    if at >= 0:
+        detail = last[at + len(START_FAILED_PREFIX) :].strip()
+        return TaskStartError(
+            f"the worker could not start the task: {detail}",
+            exit_detail=detail,
+            code="task_start_failed",
+        )
+    at = last.find(SANDBOX_EXIT_PREFIX)
+    if at >= 0 and "\u26a0" in last[max(0, at - 4) : at]:
+        detail = last[at + len(SANDBOX_EXIT_PREFIX) :].strip()
+        return AgentExitError(
+            f"the agent exited abnormally ({detail})", exit_detail=detail, code="agent_exited"
+        )
+    return None
+
+
+def strip_failure_line(text: str) -> str:
+    """``text`` without its trailing failure line (what the agent itself wrote)."""
+    body = text.rstrip()
+    cut = body.rfind("\n") + 1
+    last = body[cut:]
+    for prefix in (START_FAILED_PREFIX, SANDBOX_EXIT_PREFIX):
+        at = last.find(prefix)
+        if at >= 0:
+            if prefix is SANDBOX_EXIT_PREFIX:
+                at = last.rfind("\u26a0", 0, at)
+                if at < 0:
+                    return text
+            return body[: cut + at]
+    return text
 
 
 def _could_be_marker(partial: str) -> bool:
@@ -88,6 +143,8 @@ class MarkerDecoder:
         self._held_marker: str | None = None
         self._after_marker: list[str] = []
         self._last_line = ""
+        self._tail: list[str] = []
+        self._tail_size = 0
         self.marker: str | None = None
         """The terminal marker, once `flush` found one."""
         self.error: AgentFMError | None = None
@@ -103,24 +160,46 @@ class MarkerDecoder:
         text = self._utf8.decode(data) if isinstance(data, bytes) else data
         out: list[str] = []
         self._process(text, out)
+        if out:
+            self._keep_tail(out)
         return out
+
+    def _keep_tail(self, out: list[str]) -> None:
+        # References only; joined when they exceed a few KiB (amortised), or at the end.
+        self._tail.extend(out)
+        self._tail_size += sum(map(len, out))
+        if self._tail_size > 4 * _TAIL_KEEP:
+            kept = "".join(self._tail)[-_TAIL_KEEP:]
+            self._tail, self._tail_size = [kept], len(kept)
+
+    def _settle_marker(self, marker: str | None) -> None:
+        self.marker = marker
+        failure = failure_from_tail("".join(self._tail)[-_TAIL_KEEP:])
+        if failure is not None:
+            failure.files_incoming = marker == ARTIFACT_INCOMING
+            self.error = failure
 
     def flush(self) -> list[str]:
         """Finish the body: return the remaining text and settle how the task ended.
 
-        After ``flush``, `marker` holds the terminal marker, or `error` says why the task
-        failed (`raise_for_end` raises it).
+        After ``flush``, `marker` holds the terminal marker, and `error` says why the task
+        failed, if it did (`raise_for_end` raises it): no marker, a rejection line, or a
+        failure line (``⚠️  Sandbox exited`` / ``❌ Failed to start task``) before the marker.
         """
         out: list[str] = []
         self._process(self._utf8.decode(b"", final=True), out)
+        if out:
+            self._keep_tail(out)
         if self._held_marker is not None:
-            self.marker = _marker_of(self._held_marker)
+            marker = _marker_of(self._held_marker)
             self._held_marker = None
             self._after_marker = []
+            self._settle_marker(marker)
             return out
         if self._line and not self._line_plain and _marker_of(self._line) is not None:
-            self.marker = _marker_of(self._line)
+            marker = _marker_of(self._line)
             self._line = ""
+            self._settle_marker(marker)
             return out
         if self._line:
             self._release_blank(out)
@@ -145,6 +224,8 @@ class MarkerDecoder:
         Raises:
             WorkerRejectedError: The worker refused the task (``❌ ERROR: …``, no marker).
             IncompleteStreamError: The body ended without a terminal marker.
+            AgentExitError: The agent exited non-zero or was killed (``⚠️  Sandbox exited``).
+            TaskStartError: The agent could not be started (``❌ Failed to start task``).
         """
         if self.error is not None:
             raise self.error
@@ -345,6 +426,7 @@ class StreamState:
     peer_id: str | None = None
     files_incoming: bool = False
     finished: bool = False
+    peers_tried: list[str] = field(default_factory=list)
 
 
 class Stream(Generic[T]):
@@ -431,6 +513,18 @@ class TaskStream(Stream[T]):
     def peer_id(self) -> str:
         """The worker running the task."""
         return self._state.peer_id or ""
+
+    @property
+    def peers_tried(self) -> list[str]:
+        """Peers tried so far, the serving one last (more than one after a failover)."""
+        return list(self._state.peers_tried) or (
+            [self._state.peer_id] if self._state.peer_id else []
+        )
+
+    @property
+    def attempts(self) -> int:
+        """How many peers were tried, the serving one included."""
+        return len(self.peers_tried)
 
 
 class _Primed(Generic[T]):
@@ -560,3 +654,15 @@ class AsyncTaskStream(AsyncStream[T]):
     def peer_id(self) -> str:
         """The worker running the task."""
         return self._state.peer_id or ""
+
+    @property
+    def peers_tried(self) -> list[str]:
+        """Peers tried so far, the serving one last (more than one after a failover)."""
+        return list(self._state.peers_tried) or (
+            [self._state.peer_id] if self._state.peer_id else []
+        )
+
+    @property
+    def attempts(self) -> int:
+        """How many peers were tried, the serving one included."""
+        return len(self.peers_tried)

@@ -1,7 +1,33 @@
-"""0.3.0 module path of the async client (re-exports)."""
+"""0.3.0 module path of the async client (re-exports), plus 0.3.0's `make_async_client`."""
 
 from __future__ import annotations
 
-from agentfm._client import DEFAULT_GATEWAY, AsyncAgentFMClient
+import httpx
 
-__all__ = ["DEFAULT_GATEWAY", "AsyncAgentFMClient"]
+from agentfm._base_client import default_timeout
+from agentfm._client import DEFAULT_GATEWAY, AsyncAgentFMClient
+from agentfm._constants import USER_AGENT
+
+__all__ = ["DEFAULT_GATEWAY", "AsyncAgentFMClient", "make_async_client"]
+
+
+def make_async_client(
+    base_url: str,
+    *,
+    timeout: float | httpx.Timeout | None = None,
+    user_agent: str = USER_AGENT,
+    api_key: str | None = None,
+) -> httpx.AsyncClient:
+    """Return an `httpx.AsyncClient` preset for a gateway (0.3.0's ``make_async_client``).
+
+    Same settings as `agentfm.client.make_client`: base URL, bearer key, no redirects.
+    """
+    headers = {"User-Agent": user_agent}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        timeout=default_timeout(timeout),
+        headers=headers,
+        follow_redirects=False,
+    )

@@ -3,7 +3,9 @@
 Commands: ``ping``, ``workers``, ``models``, ``peers``, ``chat``, ``run``, ``scatter``,
 ``mesh serve`` and ``demo``; ``agentfm-py --help`` shows examples. The gateway URL and key come from
 ``--gateway``/``--api-key`` or ``AGENTFM_GATEWAY_URL``/``AGENTFM_API_KEY``. SDK errors become
-one ``error: …`` line on stderr and exit code 2.
+one ``error: …`` line on stderr and exit code 2; a task that ran and failed (the agent
+crashed, was killed or could not start; the stream was cut) exits 1, as does a scatter with
+a failed item.
 """
 
 from __future__ import annotations
@@ -213,11 +215,18 @@ def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
         AgentFMError,
         AuthenticationError,
         GatewayConnectionError,
+        IncompleteStreamError,
         RateLimitError,
+        TaskExecutionError,
     )
 
     try:
         yield
+    except (TaskExecutionError, IncompleteStreamError) as exc:
+        # The gateway answered, and the task itself failed: a failed outcome, not a usage
+        # or connection error.
+        err.print(f"error: the task failed: {exc.message}", style="red")
+        raise SystemExit(_EXIT_FAILED) from None
     except AuthenticationError as exc:
         # The message is the gateway's ("invalid API key", "missing or malformed Bearer
         # token"); the key itself is never part of it.

@@ -1,7 +1,35 @@
-"""0.3.0 module path of the sync client (re-exports)."""
+"""0.3.0 module path of the sync client (re-exports), plus 0.3.0's `make_client` helper."""
 
 from __future__ import annotations
 
-from agentfm._client import DEFAULT_GATEWAY, AgentFMClient
+import httpx
 
-__all__ = ["DEFAULT_GATEWAY", "AgentFMClient"]
+from agentfm._base_client import default_timeout
+from agentfm._client import DEFAULT_GATEWAY, AgentFMClient
+from agentfm._constants import USER_AGENT
+
+__all__ = ["DEFAULT_GATEWAY", "AgentFMClient", "make_client"]
+
+
+def make_client(
+    base_url: str,
+    *,
+    timeout: float | httpx.Timeout | None = None,
+    user_agent: str = USER_AGENT,
+    api_key: str | None = None,
+) -> httpx.Client:
+    """Return an `httpx.Client` preset for a gateway, as 0.3.0's ``make_client`` did.
+
+    ``base_url`` is the gateway URL, ``api_key`` (if any) is sent as a bearer token, and
+    redirects are not followed. `AgentFMClient` does not need it; it exists so that code
+    importing it from ``agentfm.client`` keeps working.
+    """
+    headers = {"User-Agent": user_agent}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return httpx.Client(
+        base_url=base_url.rstrip("/"),
+        timeout=default_timeout(timeout),
+        headers=headers,
+        follow_redirects=False,
+    )

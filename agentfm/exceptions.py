@@ -10,7 +10,10 @@ AgentFMError
 ├── GatewayConnectionError ── AgentFMTimeoutError
 ├── GatewayProtocolError
 │   ├── InvalidRequestError*        (plain-text 400 from /api/*)
-│   └── DispatchRefusedError*       (403 trust gate / origin check)
+│   ├── DispatchRefusedError*       (403 trust gate / origin check)
+│   ├── GatewayInternalError*       (plain-text 500 from /api/*)
+│   ├── WorkerUnreachableError*     (plain-text 500 "Failed to connect to worker", 502)
+│   └── WorkerStreamError*          (plain-text 500 "Failed to send prompt" …)
 ├── InvalidRequestError             (400/405, client-side validation)
 ├── AuthenticationError             (401)
 ├── DispatchRefusedError            (403)
@@ -26,7 +29,10 @@ AgentFMError
 │   └── IncompleteStreamError       (stream ended without marker or [DONE])
 ├── TaskExecutionError
 │   ├── WorkerRejectedError         (the worker answered "❌ ERROR: …")
-│   └── OutputTooLargeError         (output over the client's max_output_bytes)
+│   ├── OutputTooLargeError         (output over the client's max_output_bytes)
+│   └── TaskFailedError             (the task ran or tried to, and failed; keeps its text)
+│       ├── AgentExitError          ("⚠️  Sandbox exited: …": non-zero exit, killed, timeout)
+│       └── TaskStartError          ("❌ Failed to start task: …")
 ├── ArtifactError
 ├── LedgerUnavailableError          (503 ledger/comments/host unavailable, 501 not_implemented)
 ├── LedgerNotFoundError             (404 entry_not_found / comment_not_found)
@@ -40,9 +46,11 @@ The ``/v1/peers`` 400 codes (``bad_peer_id``, ``bad_cid``, ``bad_json``, ``missi
 and its 500 codes (``gather_error``, ``ledger_error``, ``prove_error``, ``append_failed``,
 ``store_error``) `GatewayInternalError`; ``exc.code`` tells them apart.
 
-`PlainTextInvalidRequestError` and `PlainTextDispatchRefusedError` (marked * above) are what
-plain-text ``/api/*`` answers raise: they are both the typed error and a
-`GatewayProtocolError`, so code written against either keeps working.
+The classes marked * above (`PlainTextInvalidRequestError`, `PlainTextDispatchRefusedError`,
+`PlainTextGatewayInternalError`, `PlainTextWorkerUnreachableError`,
+`PlainTextWorkerStreamError`) are what plain-text answers raise: each is both the typed
+error and a `GatewayProtocolError` (what 0.3.0 raised), so code written against either keeps
+working.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "AgentExitError",
     "AgentFMError",
     "AgentFMRoutingWarning",
     "AgentFMTimeoutError",
@@ -73,10 +82,15 @@ __all__ = [
     "NotSelfSubmitterError",
     "OutputTooLargeError",
     "PlainTextDispatchRefusedError",
+    "PlainTextGatewayInternalError",
     "PlainTextInvalidRequestError",
+    "PlainTextWorkerStreamError",
+    "PlainTextWorkerUnreachableError",
     "RateLimitError",
     "SignatureRejectedError",
     "TaskExecutionError",
+    "TaskFailedError",
+    "TaskStartError",
     "UntrustedPeersError",
     "WorkerNotFoundError",
     "WorkerRejectedError",
@@ -131,11 +145,17 @@ class AgentFMError(Exception):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Picklable across process pools; the response object is not.
+        # Picklable across process pools; the response object is not. Extra attributes
+        # (a failed task's text, exit detail, ``request_sent`` …) travel as state.
+        state = {k: v for k, v in self.__dict__.items() if k not in _CORE_FIELDS}
         return (
             _rebuild,
             (type(self), self.message, self.code, self.status, self.retry_after),
+            state,
         )
+
+
+_CORE_FIELDS = frozenset({"message", "code", "status", "response", "retry_after"})
 
 
 def _rebuild(
@@ -235,6 +255,66 @@ class OutputTooLargeError(TaskExecutionError):
     """
 
 
+class TaskFailedError(TaskExecutionError):
+    """The task reached the worker and failed there (protocol §5.4).
+
+    The worker still ended the stream with its normal marker, so the HTTP exchange looked
+    fine; the failure line before the marker says otherwise.
+
+    Attributes:
+        text: The task's output before the failure line (what a success would have returned).
+        exit_detail: The worker's description, e.g. ``"exit status 3"`` or ``"signal: killed"``.
+        task_id: The task id, when known (its files can still be fetched with
+            ``tasks.collect_artifacts`` when ``files_incoming`` is True).
+        files_incoming: Whether the worker announced files anyway.
+        peer_id: The worker that ran the task, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_detail: str = "",
+        text: str = "",
+        code: str | None = None,
+        status: int | None = None,
+        response: httpx.Response | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, code=code, status=status, response=response, retry_after=retry_after
+        )
+        self.exit_detail = exit_detail
+        self.text = text
+        self.task_id: str | None = None
+        self.peer_id: str | None = None
+        self.files_incoming = False
+
+
+class AgentExitError(TaskFailedError):
+    """The agent ended abnormally: ``⚠️  Sandbox exited: <detail>``.
+
+    ``exit_code`` is set for ``exit status N``; ``signal`` for ``signal: <name>``. A worker
+    that kills an agent at its time limit reports ``signal: killed``, so ``killed`` is True
+    (out of memory looks the same).
+    """
+
+    def __init__(self, message: str, *, exit_detail: str = "", **kwargs: Any) -> None:
+        super().__init__(message, exit_detail=exit_detail, **kwargs)
+        _, is_exit, number = exit_detail.partition("exit status ")
+        number = number.strip()
+        self.exit_code: int | None = (
+            int(number) if is_exit and number.lstrip("-").isdigit() else None
+        )
+        _, is_signal, name = exit_detail.partition("signal: ")
+        self.signal: str | None = (name.strip() or None) if is_signal else None
+        self.killed: bool = self.signal == "killed"
+
+
+class TaskStartError(TaskFailedError):
+    """The worker could not start the agent: ``❌ Failed to start task: <detail>``."""
+
+
 class ArtifactError(AgentFMError):
     """An artifact zip is missing, corrupt, unsafe or too large.
 
@@ -267,6 +347,18 @@ class UntrustedPeersError(DispatchRefusedError):
     A peer is filtered out when its ``dispatch_allowed`` is false or its ``honesty_score``
     is below the ``min_honesty`` the caller asked for.
     """
+
+
+class PlainTextGatewayInternalError(GatewayInternalError, GatewayProtocolError):
+    """A plain-text 500 from an ``/api/*`` route."""
+
+
+class PlainTextWorkerUnreachableError(WorkerUnreachableError, GatewayProtocolError):
+    """A plain-text 500 ``Failed to connect to worker …`` (or a plain 502)."""
+
+
+class PlainTextWorkerStreamError(WorkerStreamError, GatewayProtocolError):
+    """A plain-text 500 ``Failed to send prompt`` / ``Failed to half-close …``."""
 
 
 class AgentFMRoutingWarning(UserWarning):

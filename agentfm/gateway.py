@@ -119,7 +119,7 @@ class LocalMeshGateway:
             GatewayConnectionError: The gateway exited or did not become ready in time.
         """
         if self.process is not None:
-            raise RuntimeError("gateway already started")
+            raise RuntimeError("LocalMeshGateway.start() called twice; call stop() first")
         if self.port == 0:
             self.port = _free_port()
         command = self._command()

@@ -146,11 +146,18 @@ class TaskResult(BaseModel):
     duration_seconds: float = 0.0
     task_id: str = ""
     files_incoming: bool = False
+    peers_tried: list[str] = Field(default_factory=list)
+    """Peers tried, the serving one last (more than one after a ``model=`` failover)."""
 
     @property
     def peer_id(self) -> PeerID:
         """The serving worker's peer id (same as ``worker_id``)."""
         return self.worker_id
+
+    @property
+    def attempts(self) -> int:
+        """How many peers were tried, the serving one included."""
+        return len(self.peers_tried) or 1
 
 
 class AsyncTaskAck(BaseModel):

@@ -22,8 +22,16 @@ from agentfm._constants import (
     DEFAULT_ARTIFACTS_DIR,
 )
 from agentfm._execute_pool import ExecutePool, supports
+from agentfm._routing import IN_FLIGHT, RejectionGate, plan_for
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler, run_async, run_sync
-from agentfm._streaming import AsyncTaskStream, MarkerDecoder, StreamState, TaskStream
+from agentfm._streaming import (
+    AsyncTaskStream,
+    MarkerDecoder,
+    StreamState,
+    TaskStream,
+    strip_failure_line,
+)
+from agentfm._transport import AsyncShardedTransport, ShardedTransport
 from agentfm._trust import require_min_honesty, trusted_peer_ids
 from agentfm._validation import (
     mint_task_id,
@@ -42,6 +50,7 @@ from agentfm.exceptions import (
     GatewayProtocolError,
     InvalidRequestError,
     NoWorkerForModelError,
+    TaskFailedError,
 )
 from agentfm.models import (
     AsyncTaskAck,
@@ -195,6 +204,139 @@ def _started(exc: AgentFMError) -> AgentFMError:
     return exc
 
 
+def _check_routed(
+    worker_id: str | None,
+    peer_id: str | None,
+    prompt: str,
+    timeout: float | None,
+    max_retries: int,
+) -> tuple[str, float | None]:
+    if worker_id is not None or peer_id is not None:
+        raise InvalidRequestError(
+            "pass model= or worker_id=, not both", code="invalid_request_error"
+        )
+    require_non_negative_int(max_retries, name="max_retries")
+    return require_prompt(prompt), require_timeout(timeout)
+
+
+def _follow(
+    state: StreamState,
+    attempt: TaskStream[TaskChunk] | AsyncTaskStream[TaskChunk],
+    tried: list[str],
+) -> None:
+    """Point a routed stream's ids at its current attempt."""
+    state.peer_id = attempt.peer_id
+    state.task_id = attempt.task_id
+    state.peers_tried = list(tried)
+
+
+def _failed(exc: AgentFMError, seen: list[str], state: StreamState) -> AgentFMError:
+    """Mark a failure after the 200 and keep the text the task produced before it."""
+    _started(exc)
+    text = "".join(seen)
+    if isinstance(exc, TaskFailedError):
+        exc.text = strip_failure_line(text)
+        exc.task_id = state.task_id
+        exc.peer_id = state.peer_id
+    elif text:
+        exc.partial_text = text  # type: ignore[attr-defined]
+    return exc
+
+
+_TRANSPORT_METHODS = (
+    ("httpcore", "ConnectionPool", "handle_request"),
+    ("httpcore", "AsyncConnectionPool", "handle_async_request"),
+    ("httpx", "HTTPTransport", "handle_request"),
+    ("httpx", "AsyncHTTPTransport", "handle_async_request"),
+)
+
+
+def _transport_patched() -> bool:
+    """Whether an HTTP mock (respx, pytest-httpx, a monkeypatch) replaced a transport method.
+
+    A mock swaps the class attribute for its own function, so the method no longer comes
+    from the library's own modules.
+    """
+    import httpcore
+    import httpx
+
+    libraries = {"httpcore": httpcore, "httpx": httpx}
+    for library, cls_name, method in _TRANSPORT_METHODS:
+        cls = getattr(libraries[library], cls_name, None)
+        if cls is None:
+            continue
+        func = getattr(cls, method, None)
+        module = getattr(func, "__module__", None) or ""
+        if not module.startswith(library + "."):
+            return True
+    for cls in (ShardedTransport, AsyncShardedTransport):
+        for method in ("handle_request", "handle_async_request"):
+            func = cls.__dict__.get(method)
+            if func is not None and getattr(cls, method) is not func:
+                return True
+    return False
+
+
+def use_fast_path(client: AgentFMClient | AsyncAgentFMClient) -> bool:
+    """Whether scatter may send its attempts through the lean `ExecutePool`.
+
+    The decision, in one place: only for a plain ``http://`` gateway without a proxy
+    (`supports`), when the client still uses the SDK's own transport (no ``http_client``
+    or ``transport`` of the caller's, no mounts), when no HTTP mock patched httpx or
+    httpcore, and when ``tasks.run`` is the SDK's own. Otherwise every attempt is an
+    ordinary ``tasks.run`` over the client's httpx client, so the caller's mocks, transport
+    and event hooks see every request.
+    """
+    if not supports(client.gateway_url, proxy=client._proxy) or client._injected_http:
+        return False
+    http = client._http
+    if type(getattr(http, "_transport", None)) not in (ShardedTransport, AsyncShardedTransport):
+        return False
+    if any(mount is not None for mount in getattr(http, "_mounts", {}).values()):
+        return False
+    if _run_replaced(client.tasks):
+        return False
+    return not _transport_patched()
+
+
+def _run_replaced(tasks: Tasks | AsyncTasks) -> bool:
+    own = _OWN_RUN[type(tasks).__name__]
+    return getattr(tasks.run, "__func__", None) is not own
+
+
+def _run_kwargs(
+    tasks: Tasks | AsyncTasks,
+    dispatch: Dispatch,
+    task_id: str,
+    timeout: float | None,
+    idle: float | None,
+) -> dict[str, Any]:
+    """Arguments of one scatter attempt's ``tasks.run`` call.
+
+    A replaced ``run`` (a 0.3.0-style test double) gets 0.3.0's ``worker_id`` and ``prompt``
+    only, plus ``timeout`` when the scatter has one.
+    """
+    kwargs: dict[str, Any] = {"worker_id": dispatch.peer_id, "prompt": dispatch.prompt}
+    if not _run_replaced(tasks):
+        kwargs["task_id"] = task_id
+        kwargs["timeout"] = timeout
+        kwargs["idle_timeout"] = idle
+    elif timeout is not None:
+        kwargs["timeout"] = timeout
+    return kwargs
+
+
+def _failure_text(exc: AgentFMError, text: str) -> str:
+    """The text a failed scatter attempt keeps: a completed task's (artifact trouble), or
+    what a failed task (agent exited, start failed) wrote before failing."""
+    partial = getattr(exc, "result", None)
+    if isinstance(partial, TaskResult):
+        return partial.text
+    if isinstance(exc, TaskFailedError):
+        return exc.text
+    return text
+
+
 class _FastAttempt:
     """One scatter attempt over `ExecutePool` (the pool binds to the driver's event loop)."""
 
@@ -244,9 +386,14 @@ class _FastAttempt:
             )
             artifacts = await self._collect(task_id) if files_incoming else []
         except AgentFMError as exc:
-            # Only a completed task (artifact trouble) keeps its text.
+            if isinstance(exc, TaskFailedError):
+                exc.text = strip_failure_line(getattr(exc, "partial_text", ""))
+                exc.task_id, exc.peer_id = task_id, dispatch.peer_id
             return AttemptOutcome(
-                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+                text=_failure_text(exc, text),
+                task_id=task_id,
+                error=exc,
+                duration=time.monotonic() - started,
             )
         except Exception as exc:  # a bug must not lose the item: report it as its failure
             log.exception("scatter attempt failed unexpectedly")
@@ -289,6 +436,9 @@ class Tasks:
         feedback: str | None = None,
         feedback_rating: float | None = None,
         idle_timeout: float | None = CLIENT_DEFAULT,
+        model: str | None = None,
+        max_retries: int = 2,
+        min_honesty: float | None = None,
     ) -> TaskStream[TaskChunk]:
         """Stream a task's output as it is produced (the request is sent on first iteration).
 
@@ -306,7 +456,31 @@ class Tasks:
             feedback_rating: With ``feedback``, also an ``honesty`` rating (-1..1).
             idle_timeout: Seconds the stream may stay silent (default: the client's
                 ``idle_timeout``, 600; None: unbounded); `AgentFMTimeoutError` names it.
+            model: Instead of ``worker_id``: route by peer id, agent name or engine, to the
+                least-loaded matching worker, failing over to an untried one while no
+                text has reached the caller (same failover rule as scatter).
+            max_retries: With ``model``: failovers after the first attempt.
+            min_honesty: With ``model``: only peers whose honesty score is at least this.
         """
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            routed = StreamState(task_id=task_id)
+            return TaskStream(
+                lambda state: self._routed_chunks(
+                    model,
+                    prompt,
+                    max_retries,
+                    timeout,
+                    state,
+                    min_honesty,
+                    {
+                        "feedback": feedback,
+                        "feedback_rating": feedback_rating,
+                        "idle_timeout": idle_timeout,
+                    },
+                ),
+                routed,
+            )
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
@@ -327,22 +501,73 @@ class Tasks:
             StreamState(task_id=task_id, peer_id=peer),
         )
 
+    def _routed_chunks(
+        self,
+        model: str,
+        prompt: str,
+        max_retries: int,
+        timeout: float | None,
+        state: StreamState,
+        min_honesty: float | None,
+        extra: dict[str, Any],
+    ) -> Iterator[TaskChunk]:
+        plan = plan_for(
+            model, self._client.workers.match(model, min_honesty=min_honesty), max_retries
+        )
+        last: AgentFMError | None = None
+        first_task_id = state.task_id  # the caller's, for the first attempt only
+        while (step := plan.next()) is not None:
+            peer, delay = step
+            if delay:
+                time.sleep(delay)
+            gate = RejectionGate()
+            attempt = self.stream(
+                worker_id=peer,
+                prompt=prompt,
+                timeout=timeout,
+                task_id=first_task_id if len(plan.tried) == 1 else None,
+                **extra,
+            )
+            _follow(state, attempt, plan.tried)
+            try:
+                with IN_FLIGHT.on(peer), attempt:
+                    for chunk in attempt:
+                        if chunk.kind == "text" and (text := gate.feed(chunk.text)):
+                            yield TaskChunk.model_construct(text=text, kind="text")
+            except AgentFMError as exc:
+                if not plan.failed(peer, exc, emitted=gate.emitted):
+                    raise
+                last = exc
+                continue
+            if text := gate.flush():
+                yield TaskChunk.model_construct(text=text, kind="text")
+            state.files_incoming = attempt.files_incoming
+            state.finished = True
+            if attempt.files_incoming:
+                yield TaskChunk(text="", kind="marker")
+            return
+        assert last is not None
+        raise last
+
     def _chunks(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[TaskChunk]:
         decoder = MarkerDecoder()
         limit, received = self._client.max_output_bytes, 0
+        seen: list[str] = []  # references to the yielded strings, joined only on failure
         with self._client._open_stream(spec) as response:
             try:
                 for piece in self._client._iter_body(response, timeout):
                     received = _count_output(received, piece, limit)
                     for text in decoder.feed(piece):
+                        seen.append(text)
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
+                    seen.append(text)
                     yield TaskChunk.model_construct(text=text, kind="text")
                 decoder.raise_for_end()
             except AgentFMError as exc:
-                raise _started(exc) from exc.__cause__
+                raise _failed(exc, seen, state) from exc.__cause__
         state.files_incoming = decoder.files_incoming
         state.finished = True
         if decoder.files_incoming:
@@ -360,18 +585,63 @@ class Tasks:
         feedback: str | None = None,
         feedback_rating: float | None = None,
         idle_timeout: float | None = CLIENT_DEFAULT,
+        model: str | None = None,
+        max_retries: int = 2,
+        min_honesty: float | None = None,
     ) -> TaskResult:
         """Run a task to completion and collect its files.
 
         Artifacts are fetched only when the worker announced them, and extracted into
         ``<artifacts_dir>/<task_id>/``.
 
+        With ``model=`` instead of ``worker_id``, the task goes to the least-loaded worker
+        matching that peer id, agent name or engine, and a failed attempt moves to an
+        untried one, up to ``max_retries`` times, under the same rule as scatter
+        (`agentfm._scatter.is_redispatchable`): a broken stream, a rejection or a crashed
+        agent fail over; a bad request or key, ``rate_limited`` and an artifact error after
+        a completed task do not. ``result.peers_tried`` lists the peers tried.
+
         Raises:
             IncompleteStreamError: The task stream ended before the task finished.
             WorkerRejectedError: The worker refused the task.
+            AgentExitError: The agent exited non-zero or was killed; ``exc.text`` keeps its
+                output and ``exc.exit_detail`` the worker's reason.
+            TaskStartError: The worker could not start the agent.
             ArtifactError: The files were announced but unsafe/corrupt; ``exc.result`` keeps
                 the text.
+            NoWorkerForModelError: ``model`` matches no live worker.
         """
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            plan = plan_for(
+                model, self._client.workers.match(model, min_honesty=min_honesty), max_retries
+            )
+            last: AgentFMError | None = None
+            while (step := plan.next()) is not None:
+                peer, delay = step
+                if delay:
+                    time.sleep(delay)
+                try:
+                    with IN_FLIGHT.on(peer):
+                        result = self.run(
+                            worker_id=peer,
+                            prompt=prompt,
+                            artifact_timeout=artifact_timeout,
+                            task_id=task_id if len(plan.tried) == 1 else None,
+                            timeout=timeout,
+                            feedback=feedback,
+                            feedback_rating=feedback_rating,
+                            idle_timeout=idle_timeout,
+                        )
+                except AgentFMError as exc:
+                    if not plan.failed(peer, exc):
+                        raise
+                    last = exc
+                    continue
+                result.peers_tried = list(plan.tried)
+                return result
+            assert last is not None
+            raise last
         started = time.monotonic()
         artifact_timeout = (
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
@@ -393,6 +663,7 @@ class Tasks:
             text=text,
             task_id=stream.task_id,
             files_incoming=stream.files_incoming,
+            peers_tried=[stream.peer_id],
         )
         if stream.files_incoming:
             try:
@@ -485,15 +756,24 @@ class Tasks:
         """Run every prompt on the given peers; one result per prompt, in input order.
 
         Work goes to the peers with free capacity that are expected to finish first; a
-        failed attempt (broken stream, rejection, unreachable peer) moves to a peer the
-        prompt has not tried, a peer that keeps failing is benched for a while, and a 503
-        ``mesh_overloaded`` / ``Retry-After`` pauses the batch instead of failing items.
+        failed attempt (broken stream, rejection, crashed agent, unreachable peer) moves to
+        a peer the prompt has not tried, and a peer that keeps failing is benched for a
+        while. A peer the gateway does not know (404) is not asked again.
+
+        Overload: a 503 ``mesh_overloaded`` (or a 503 with ``Retry-After``) pauses the
+        batch for the ``Retry-After`` (at most 120 s; backoff without the header) and
+        requeues the prompt. Each such answer counts as one of the prompt's
+        ``max_retries + 1`` attempts and shows in ``ScatterResult.attempts``, so with
+        ``max_retries=1`` a prompt is sent at most twice. A ``429 rate_limited``, a
+        rejected key, or a gateway that keeps refusing connections for 5 s ends the batch:
+        every prompt not yet sent gets a failed result with that error at once (shorter
+        outages, such as a restart, only pause the batch).
 
         Args:
             prompts: The prompts.
-            peer_ids: Candidate workers; a failed prompt moves to a peer it has not tried.
+            peer_ids: Candidate workers (any non-empty strings; the gateway judges them).
             max_concurrency: Tasks in flight at once.
-            max_retries: Extra attempts per prompt.
+            max_retries: Extra attempts per prompt (overload waits included).
             timeout: Seconds one attempt may take.
             idle_timeout: Seconds an attempt's stream may stay silent (default: the
                 client's ``idle_timeout``; None: unbounded).
@@ -566,8 +846,10 @@ class Tasks:
         workers: list[WorkerProfile] | None
         try:
             workers = self._client.workers._fetch()
-        except AgentFMError as exc:
-            log.debug("scatter without telemetry: %s", exc)
+        except Exception as exc:
+            # Best effort: a gateway without the route, or a user's HTTP mock that does
+            # not define it (respx raises its own error), must not fail the scatter.
+            log.debug("scatter without telemetry: %r", exc)
             workers = None
         peers = trusted_peer_ids(peers, workers, min_honesty)
         capacity = _capacity(workers or [])
@@ -579,9 +861,7 @@ class Tasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url, proxy=self._client._proxy) and not (
-            self._client._injected_http
-        ):
+        if use_fast_path(self._client):
             fast = _FastAttempt(self._client, timeout, self._collect_in_thread, idle)
             yield from run_sync(
                 scheduler, on_progress=on_progress, async_attempt=fast, on_close=fast.close
@@ -598,18 +878,13 @@ class Tasks:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
-            result = self.run(
-                worker_id=dispatch.peer_id,
-                prompt=dispatch.prompt,
-                task_id=task_id,
-                timeout=timeout,
-                idle_timeout=idle,
-            )
+            result = self.run(**_run_kwargs(self, dispatch, task_id, timeout, idle))
         except AgentFMError as exc:
-            partial = getattr(exc, "result", None)
-            text = partial.text if isinstance(partial, TaskResult) else ""
             return AttemptOutcome(
-                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+                text=_failure_text(exc, ""),
+                task_id=task_id,
+                error=exc,
+                duration=time.monotonic() - started,
             )
         except Exception as exc:  # a bug must not lose the item: report it as its failure
             log.exception("scatter attempt failed unexpectedly")
@@ -621,7 +896,7 @@ class Tasks:
         return AttemptOutcome(
             text=result.text,
             artifacts=result.artifacts,
-            task_id=task_id,
+            task_id=getattr(result, "task_id", None) or task_id,
             duration=time.monotonic() - started,
         )
 
@@ -676,8 +951,32 @@ class AsyncTasks:
         feedback: str | None = None,
         feedback_rating: float | None = None,
         idle_timeout: float | None = CLIENT_DEFAULT,
+        model: str | None = None,
+        max_retries: int = 2,
+        min_honesty: float | None = None,
     ) -> AsyncTaskStream[TaskChunk]:
-        """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``."""
+        """Stream a task's output: ``async for chunk in aclient.tasks.stream(...)``.
+
+        ``model=`` routes by name with failover, as in `Tasks.stream`.
+        """
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            return AsyncTaskStream(
+                lambda state: self._routed_chunks(
+                    model,
+                    prompt,
+                    max_retries,
+                    timeout,
+                    state,
+                    min_honesty,
+                    {
+                        "feedback": feedback,
+                        "feedback_rating": feedback_rating,
+                        "idle_timeout": idle_timeout,
+                    },
+                ),
+                StreamState(task_id=task_id),
+            )
         peer = pick_peer(worker_id, peer_id)
         prompt = require_prompt(prompt)
         task_id = require_task_id(task_id) if task_id is not None else mint_task_id()
@@ -703,21 +1002,73 @@ class AsyncTasks:
     ) -> AsyncIterator[TaskChunk]:
         decoder = MarkerDecoder()
         limit, received = self._client.max_output_bytes, 0
+        seen: list[str] = []  # references to the yielded strings, joined only on failure
         async with self._client._open_stream(spec) as response:
             try:
                 async for piece in self._client._iter_body(response, timeout):
                     received = _count_output(received, piece, limit)
                     for text in decoder.feed(piece):
+                        seen.append(text)
                         yield TaskChunk.model_construct(text=text, kind="text")
                 for text in decoder.flush():
+                    seen.append(text)
                     yield TaskChunk.model_construct(text=text, kind="text")
                 decoder.raise_for_end()
             except AgentFMError as exc:
-                raise _started(exc) from exc.__cause__
+                raise _failed(exc, seen, state) from exc.__cause__
         state.files_incoming = decoder.files_incoming
         state.finished = True
         if decoder.files_incoming:
             yield TaskChunk(text="", kind="marker")
+
+    async def _routed_chunks(
+        self,
+        model: str,
+        prompt: str,
+        max_retries: int,
+        timeout: float | None,
+        state: StreamState,
+        min_honesty: float | None,
+        extra: dict[str, Any],
+    ) -> AsyncIterator[TaskChunk]:
+        plan = plan_for(
+            model, await self._client.workers.match(model, min_honesty=min_honesty), max_retries
+        )
+        last: AgentFMError | None = None
+        first_task_id = state.task_id  # the caller's, for the first attempt only
+        while (step := plan.next()) is not None:
+            peer, delay = step
+            if delay:
+                await asyncio.sleep(delay)
+            gate = RejectionGate()
+            attempt = self.stream(
+                worker_id=peer,
+                prompt=prompt,
+                timeout=timeout,
+                task_id=first_task_id if len(plan.tried) == 1 else None,
+                **extra,
+            )
+            _follow(state, attempt, plan.tried)
+            try:
+                with IN_FLIGHT.on(peer):
+                    async with attempt:
+                        async for chunk in attempt:
+                            if chunk.kind == "text" and (text := gate.feed(chunk.text)):
+                                yield TaskChunk.model_construct(text=text, kind="text")
+            except AgentFMError as exc:
+                if not plan.failed(peer, exc, emitted=gate.emitted):
+                    raise
+                last = exc
+                continue
+            if text := gate.flush():
+                yield TaskChunk.model_construct(text=text, kind="text")
+            state.files_incoming = attempt.files_incoming
+            state.finished = True
+            if attempt.files_incoming:
+                yield TaskChunk(text="", kind="marker")
+            return
+        assert last is not None
+        raise last
 
     async def run(
         self,
@@ -731,8 +1082,42 @@ class AsyncTasks:
         feedback: str | None = None,
         feedback_rating: float | None = None,
         idle_timeout: float | None = CLIENT_DEFAULT,
+        model: str | None = None,
+        max_retries: int = 2,
+        min_honesty: float | None = None,
     ) -> TaskResult:
-        """Run a task to completion and collect its files (see `Tasks.run`)."""
+        """Run a task to completion and collect its files (see `Tasks.run`, ``model=`` too)."""
+        if model is not None:
+            prompt, timeout = _check_routed(worker_id, peer_id, prompt, timeout, max_retries)
+            plan = plan_for(
+                model, await self._client.workers.match(model, min_honesty=min_honesty), max_retries
+            )
+            last: AgentFMError | None = None
+            while (step := plan.next()) is not None:
+                peer, delay = step
+                if delay:
+                    await asyncio.sleep(delay)
+                try:
+                    with IN_FLIGHT.on(peer):
+                        result = await self.run(
+                            worker_id=peer,
+                            prompt=prompt,
+                            artifact_timeout=artifact_timeout,
+                            task_id=task_id if len(plan.tried) == 1 else None,
+                            timeout=timeout,
+                            feedback=feedback,
+                            feedback_rating=feedback_rating,
+                            idle_timeout=idle_timeout,
+                        )
+                except AgentFMError as exc:
+                    if not plan.failed(peer, exc):
+                        raise
+                    last = exc
+                    continue
+                result.peers_tried = list(plan.tried)
+                return result
+            assert last is not None
+            raise last
         started = time.monotonic()
         artifact_timeout = (
             require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
@@ -754,6 +1139,7 @@ class AsyncTasks:
             text=text,
             task_id=stream.task_id,
             files_incoming=stream.files_incoming,
+            peers_tried=[stream.peer_id],
         )
         if stream.files_incoming:
             try:
@@ -907,8 +1293,10 @@ class AsyncTasks:
         workers: list[WorkerProfile] | None
         try:
             workers = await self._client.workers._fetch()
-        except AgentFMError as exc:
-            log.debug("scatter without telemetry: %s", exc)
+        except Exception as exc:
+            # Best effort: a gateway without the route, or a user's HTTP mock that does
+            # not define it (respx raises its own error), must not fail the scatter.
+            log.debug("scatter without telemetry: %r", exc)
             workers = None
         peers = trusted_peer_ids(peers, workers, min_honesty)
         capacity = _capacity(workers or [])
@@ -920,9 +1308,7 @@ class AsyncTasks:
             capacity=capacity,
             hedge=hedge,
         )
-        if supports(self._client.gateway_url, proxy=self._client._proxy) and not (
-            self._client._injected_http
-        ):
+        if use_fast_path(self._client):
             fast = _FastAttempt(self._client, timeout, self.collect_artifacts, idle)
             async for result in run_async(scheduler, fast, on_progress, on_close=fast.close):
                 yield result
@@ -937,18 +1323,13 @@ class AsyncTasks:
         started = time.monotonic()
         task_id = mint_task_id()
         try:
-            result = await self.run(
-                worker_id=dispatch.peer_id,
-                prompt=dispatch.prompt,
-                task_id=task_id,
-                timeout=timeout,
-                idle_timeout=idle,
-            )
+            result = await self.run(**_run_kwargs(self, dispatch, task_id, timeout, idle))
         except AgentFMError as exc:
-            partial = getattr(exc, "result", None)
-            text = partial.text if isinstance(partial, TaskResult) else ""
             return AttemptOutcome(
-                text=text, task_id=task_id, error=exc, duration=time.monotonic() - started
+                text=_failure_text(exc, ""),
+                task_id=task_id,
+                error=exc,
+                duration=time.monotonic() - started,
             )
         except Exception as exc:  # a bug must not lose the item: report it as its failure
             log.exception("scatter attempt failed unexpectedly")
@@ -960,7 +1341,7 @@ class AsyncTasks:
         return AttemptOutcome(
             text=result.text,
             artifacts=result.artifacts,
-            task_id=task_id,
+            task_id=getattr(result, "task_id", None) or task_id,
             duration=time.monotonic() - started,
         )
 
@@ -990,3 +1371,8 @@ class AsyncTasks:
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         peers = _choose_workers(matches, model, max_workers, pick)
         return await self.scatter(prompts, peer_ids=peers, **scatter_opts)
+
+
+# The SDK's own ``run`` methods: a scatter whose ``tasks.run`` was replaced (a test double)
+# sends its attempts through the replacement.
+_OWN_RUN: dict[str, Any] = {"Tasks": Tasks.run, "AsyncTasks": AsyncTasks.run}

@@ -17,7 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import agentfm
-from agentfm_integrations._routing import mesh_capacity, require_peers
+from agentfm_integrations._tasks import mesh_capacity, require_peers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -10,7 +10,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, PrivateAttr
 
 import agentfm
-from agentfm_integrations import _routing
+from agentfm_integrations import _tasks
 from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import AsyncScope, ClientHolder
 from agentfm_integrations.langchain import _batch
@@ -379,7 +379,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         prompt: str,
         text: str,
         model: str,
-        end: _routing.StreamEnd,
+        end: _tasks.StreamEnd,
         files: Sequence[agentfm.FileRef],
         request: Prompted | None = None,
     ) -> ChatGenerationChunk:
@@ -448,7 +448,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         self._check_prompted(request, model)
         prompt = self._task_prompt(messages, request)
         try:
-            result, tried = _routing.run_task(
+            result, tried = _tasks.run_task(
                 self._sync_client(),
                 model=model,
                 prompt=prompt,
@@ -485,7 +485,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         prompt = self._task_prompt(messages, request)
         try:
             async with self._async_client() as client:
-                result, tried = await _routing.arun_task(
+                result, tried = await _tasks.arun_task(
                     client,
                     model=model,
                     prompt=prompt,
@@ -513,7 +513,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         client = self._sync_client()
         emitted: list[str] = []
         try:
-            for event in _routing.stream_task(
+            for event in _tasks.stream_task(
                 client,
                 model=model,
                 prompt=prompt,
@@ -522,7 +522,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 stop_when=lambda: scan.stopped,
                 min_honesty=self.min_honesty,
             ):
-                if isinstance(event, _routing.StreamEnd):
+                if isinstance(event, _tasks.StreamEnd):
                     end = event
                     break
                 if (text := scan.feed(event)) and request is not None:
@@ -563,7 +563,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         emitted: list[str] = []
         try:
             async with self._async_client() as client:
-                async for event in _routing.astream_task(
+                async for event in _tasks.astream_task(
                     client,
                     model=model,
                     prompt=prompt,
@@ -572,7 +572,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                     stop_when=lambda: scan.stopped,
                     min_honesty=self.min_honesty,
                 ):
-                    if isinstance(event, _routing.StreamEnd):
+                    if isinstance(event, _tasks.StreamEnd):
                         end = event
                         break
                     if (text := scan.feed(event)) and request is not None:
@@ -622,13 +622,13 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         }
 
 
-def _stream_files(tasks: Any, end: _routing.StreamEnd) -> list[agentfm.FileRef]:
+def _stream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
     if not end.files_incoming or not end.task_id:
         return []
     return agentfm.describe_files(tasks.collect_artifacts(end.task_id))
 
 
-async def _astream_files(tasks: Any, end: _routing.StreamEnd) -> list[agentfm.FileRef]:
+async def _astream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
     if not end.files_incoming or not end.task_id:
         return []
     return agentfm.describe_files(await tasks.collect_artifacts(end.task_id))

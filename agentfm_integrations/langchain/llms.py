@@ -8,7 +8,7 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 import agentfm
-from agentfm_integrations import _routing
+from agentfm_integrations import _tasks
 from agentfm_integrations.langchain._convert import (
     StopScanner,
     to_model_error,
@@ -73,8 +73,8 @@ class AgentFMLLM(RoutedModel, BaseLLM):
 
     def _scatter_args(self, model: str, workers: list[agentfm.WorkerProfile]) -> dict[str, Any]:
         return {
-            "peer_ids": _routing.require_peers(model, workers),
-            "max_concurrency": _routing.mesh_capacity(workers),
+            "peer_ids": _tasks.require_peers(model, workers),
+            "max_concurrency": _tasks.mesh_capacity(workers),
             "max_retries": self.max_retries,
             "timeout": self.timeout,
         }
@@ -101,7 +101,7 @@ class AgentFMLLM(RoutedModel, BaseLLM):
                     workers = client.workers.match(model)
                     results = client.tasks.scatter(prompts, **self._scatter_args(model, workers))
                     return self._scatter_result(results, stop)
-                result, _ = _routing.run_task(
+                result, _ = _tasks.run_task(
                     client,
                     model=model,
                     prompt=prompts[0],
@@ -128,7 +128,7 @@ class AgentFMLLM(RoutedModel, BaseLLM):
                         prompts, **self._scatter_args(model, workers)
                     )
                     return self._scatter_result(results, stop)
-                result, _ = await _routing.arun_task(
+                result, _ = await _tasks.arun_task(
                     client,
                     model=model,
                     prompt=prompts[0],
@@ -149,7 +149,7 @@ class AgentFMLLM(RoutedModel, BaseLLM):
         scan = StopScanner(stop if stop is not None else self.stop)
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                for event in _routing.stream_task(
+                for event in _tasks.stream_task(
                     client,
                     model=self._model(kwargs),
                     prompt=prompt,
@@ -157,7 +157,7 @@ class AgentFMLLM(RoutedModel, BaseLLM):
                     timeout=self.timeout,
                     stop_when=lambda: scan.stopped,
                 ):
-                    if isinstance(event, _routing.StreamEnd):
+                    if isinstance(event, _tasks.StreamEnd):
                         info = {"peer_id": event.peer_id, "task_id": event.task_id}
                         break
                     if text := scan.feed(event):
@@ -179,7 +179,7 @@ class AgentFMLLM(RoutedModel, BaseLLM):
         scan = StopScanner(stop if stop is not None else self.stop)
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
-                async for event in _routing.astream_task(
+                async for event in _tasks.astream_task(
                     client,
                     model=self._model(kwargs),
                     prompt=prompt,
@@ -187,7 +187,7 @@ class AgentFMLLM(RoutedModel, BaseLLM):
                     timeout=self.timeout,
                     stop_when=lambda: scan.stopped,
                 ):
-                    if isinstance(event, _routing.StreamEnd):
+                    if isinstance(event, _tasks.StreamEnd):
                         info = {"peer_id": event.peer_id, "task_id": event.task_id}
                         break
                     if text := scan.feed(event):

@@ -15,7 +15,7 @@ from langchain_core.tools import BaseTool, BaseToolkit, ToolException
 from pydantic import BaseModel, Field
 
 import agentfm
-from agentfm_integrations import _routing
+from agentfm_integrations import _tasks
 from agentfm_integrations.langchain._convert import (
     safe_tool_name,
     scatter_summary,
@@ -93,7 +93,7 @@ class AgentFMTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = _routing.run_task(
+                result, _ = _tasks.run_task(
                     client,
                     model=self.model,
                     prompt=prompt,
@@ -110,7 +110,7 @@ class AgentFMTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = await _routing.arun_task(
+                result, _ = await _tasks.arun_task(
                     client,
                     model=self.model,
                     prompt=prompt,
@@ -157,8 +157,8 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
         if self.peer_ids:
             peers, concurrency = list(self.peer_ids), len(self.peer_ids)
         else:
-            peers = _routing.require_peers(self.model or "", workers or [])
-            concurrency = _routing.mesh_capacity(workers or [])
+            peers = _tasks.require_peers(self.model or "", workers or [])
+            concurrency = _tasks.mesh_capacity(workers or [])
         return {
             "peer_ids": peers,
             "max_concurrency": self.max_concurrency or concurrency,
@@ -287,7 +287,7 @@ class AgentFMToolkit(MeshSettings, BaseToolkit):
                 AgentFMScatterTool(
                     name=safe_tool_name("agentfm_scatter"),
                     peer_ids=[w.peer_id for w in workers],
-                    max_concurrency=_routing.mesh_capacity(workers),
+                    max_concurrency=_tasks.mesh_capacity(workers),
                     description=(
                         "Run several independent instructions in parallel across "
                         f"{len(workers)} AgentFM worker(s) "

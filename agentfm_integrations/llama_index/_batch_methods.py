@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 
 from agentfm import describe_files, flatten_messages
-from agentfm_integrations import _routing
+from agentfm_integrations import _tasks
 from agentfm_integrations.llama_index._batch import Coalescer, ItemTrace, Kind
 from agentfm_integrations.llama_index._convert import (
     chat_response,
@@ -77,7 +77,7 @@ class BatchMethods:
         """Yield each item's final result as it completes (one SDK scatter)."""
         yield from self.client.tasks.scatter_iter(
             prompts,
-            peer_ids=_routing.require_peers(
+            peer_ids=_tasks.require_peers(
                 model, self.client.workers.match(model, min_honesty=self.min_honesty)
             ),
             max_concurrency=max_concurrency or self.max_concurrency,
@@ -93,7 +93,7 @@ class BatchMethods:
         client = self.async_client
         async for result in client.tasks.scatter_iter(
             prompts,
-            peer_ids=_routing.require_peers(
+            peer_ids=_tasks.require_peers(
                 model, await client.workers.match(model, min_honesty=self.min_honesty)
             ),
             max_concurrency=max_concurrency or self.max_concurrency,

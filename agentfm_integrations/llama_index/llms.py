@@ -56,7 +56,7 @@ from agentfm import (
     describe_files,
     redact_url,
 )
-from agentfm_integrations import _routing
+from agentfm_integrations import _tasks
 from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import ClientHolder, client_kwargs
 from agentfm_integrations.llama_index._batch_methods import BatchMethods, chat_prompt
@@ -527,20 +527,20 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
             return prompt
         return self.completion_to_prompt(prompt)
 
-    def _wants_files(self, end: _routing.StreamEnd) -> str | None:
+    def _wants_files(self, end: _tasks.StreamEnd) -> str | None:
         """The task id whose files to collect, or None (no files announced, or not wanted)."""
         if self.fetch_artifacts and end.files_incoming and end.task_id:
             return end.task_id
         return None
 
-    def _files(self, end: _routing.StreamEnd) -> list[FileRef]:
+    def _files(self, end: _tasks.StreamEnd) -> list[FileRef]:
         task_id = self._wants_files(end)
         if task_id is None:
             return []
         tasks = self.client.tasks
         return describe_files(tasks.collect_artifacts(task_id, timeout=self.artifact_timeout))
 
-    async def _afiles(self, end: _routing.StreamEnd) -> list[FileRef]:
+    async def _afiles(self, end: _tasks.StreamEnd) -> list[FileRef]:
         task_id = self._wants_files(end)
         if task_id is None:
             return []
@@ -554,7 +554,7 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
         """Stream one task as responses: one per text piece, then one carrying the files."""
         meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
         text = ""
-        for event in _routing.stream_task(
+        for event in _tasks.stream_task(
             self.client,
             model=model,
             prompt=prompt,
@@ -562,7 +562,7 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
             timeout=self.timeout,
             min_honesty=self.min_honesty,
         ):
-            if isinstance(event, _routing.StreamEnd):
+            if isinstance(event, _tasks.StreamEnd):
                 _served(meta, event)
                 meta["files"] = self._files(event)
                 yield wrap(text, meta, delta="")
@@ -576,7 +576,7 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
         """Async twin of `_iter_task`."""
         meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
         text = ""
-        async for event in _routing.astream_task(
+        async for event in _tasks.astream_task(
             self.async_client,
             model=model,
             prompt=prompt,
@@ -584,7 +584,7 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
             timeout=self.timeout,
             min_honesty=self.min_honesty,
         ):
-            if isinstance(event, _routing.StreamEnd):
+            if isinstance(event, _tasks.StreamEnd):
                 _served(meta, event)
                 meta["files"] = await self._afiles(event)
                 yield wrap(text, meta, delta="")
@@ -720,7 +720,7 @@ def _with_usage(response: _ResponseT, prompt: str) -> _ResponseT:
     return response
 
 
-def _served(meta: ResponseMeta, end: _routing.StreamEnd) -> None:
+def _served(meta: ResponseMeta, end: _tasks.StreamEnd) -> None:
     """Record which peer served a streamed task, and after how many attempts."""
     meta["peer_id"] = end.peer_id
     meta["task_id"] = end.task_id

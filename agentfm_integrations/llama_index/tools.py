@@ -23,7 +23,7 @@ from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSp
 from llama_index.core.tools.types import AsyncBaseTool, ToolMetadata, ToolOutput
 
 from agentfm import AgentFMClient, AgentFMError, AsyncAgentFMClient, describe_files
-from agentfm_integrations import _routing
+from agentfm_integrations import _tasks
 from agentfm_integrations._clients import ClientHolder, client_kwargs
 from agentfm_integrations.llama_index._convert import image_blocks
 
@@ -118,7 +118,7 @@ def _holder(
 
 
 def _run(client: AgentFMClient, model: str, prompt: str, timeout: float | None) -> TaskResult:
-    result, _ = _routing.run_task(
+    result, _ = _tasks.run_task(
         client, model=model, prompt=prompt, max_retries=_FAILOVERS, timeout=timeout
     )
     return result
@@ -127,7 +127,7 @@ def _run(client: AgentFMClient, model: str, prompt: str, timeout: float | None) 
 async def _arun(
     client: AsyncAgentFMClient, model: str, prompt: str, timeout: float | None
 ) -> TaskResult:
-    result, _ = await _routing.arun_task(
+    result, _ = await _tasks.arun_task(
         client, model=model, prompt=prompt, max_retries=_FAILOVERS, timeout=timeout
     )
     return result

@@ -68,10 +68,12 @@ async def test_workers_get_and_match(any_client: Any, demo_mesh: EmbeddedMesh) -
     worker = await call(any_client.workers.get, peer)
     assert worker.peer_id == peer
     assert worker.agent_name == "writer"
-    with pytest.raises(WorkerNotFoundError):
-        await call(any_client.workers.get, MISSING_PEER)
+    # Any id is passed on; one the listing lacks is a WorkerNotFoundError, short or not.
+    for absent in (MISSING_PEER, "writer", "12D3KooWA"):
+        with pytest.raises(WorkerNotFoundError):
+            await call(any_client.workers.get, absent)
     with pytest.raises(InvalidRequestError):
-        await call(any_client.workers.get, "writer")
+        await call(any_client.workers.get, "")
     matched = await call(any_client.workers.match, "echo")
     assert len(matched) == 2
     assert [w.peer_id for w in await call(any_client.workers.match, peer)] == [peer]
@@ -82,8 +84,8 @@ def _invalid_calls(client: Any, peer: str) -> list[Any]:
     """Calls that must fail validation before sending anything."""
     tasks = client.tasks
     return [
-        lambda: tasks.run(worker_id=peer, prompt="   "),
-        lambda: tasks.run(worker_id="not-a-peer", prompt="hi"),
+        lambda: tasks.run(worker_id=peer, prompt=""),
+        lambda: tasks.run(worker_id="", prompt="hi"),
         lambda: tasks.run(worker_id=peer, prompt="hi", timeout=0),
         lambda: tasks.run(worker_id=peer, prompt="hi", task_id="../evil"),
         lambda: tasks.run(worker_id=peer, peer_id=MISSING_PEER[:-1] + "a", prompt="hi"),
@@ -91,7 +93,7 @@ def _invalid_calls(client: Any, peer: str) -> list[Any]:
         lambda: tasks.submit_async(worker_id=peer, prompt=""),
         lambda: tasks.scatter(["a"], peer_ids=[peer], max_concurrency=0),
         lambda: tasks.scatter(["a"], peer_ids=[]),
-        lambda: tasks.scatter(["a", " "], peer_ids=[peer]),
+        lambda: tasks.scatter(["a", ""], peer_ids=[peer]),
         lambda: tasks.scatter(["a"], peer_ids=[peer], timeout=-1),
         lambda: tasks.scatter_iter(["a"], peer_ids=[peer], max_retries=-1),
         lambda: tasks.scatter_by_model([""], model="echo"),
@@ -99,7 +101,7 @@ def _invalid_calls(client: Any, peer: str) -> list[Any]:
             model="", messages=[{"role": "user", "content": "x"}]
         ),
         lambda: client.openai.chat.completions.create(model="echo", messages=[]),
-        lambda: client.openai.completions.create(model="echo", prompt=" "),
+        lambda: client.openai.completions.create(model="echo", prompt=""),
         lambda: client.openai.completions.create(model="echo", prompt="x", timeout=-2),
     ]
 
@@ -120,8 +122,19 @@ async def test_bad_input_is_rejected_before_any_request(
 async def test_constructor_validation_and_env(
     monkeypatch: pytest.MonkeyPatch, demo_mesh: EmbeddedMesh
 ) -> None:
-    with pytest.raises(InvalidRequestError):
-        AgentFMClient("ftp://nowhere")
+    # A bad scheme is raised where 0.3.0 raised it: at the first request.
+    bad = AgentFMClient("ftp://nowhere")
+    with pytest.raises(InvalidRequestError, match="gateway"):
+        bad.workers.list()
+    bad.close()
+    abad = AsyncAgentFMClient("nowhere:8080")
+    with pytest.raises(InvalidRequestError, match="gateway"):
+        await abad.workers.list()
+    await abad.aclose()
+    # The scheme check is case-insensitive.
+    with AgentFMClient(demo_mesh.url.replace("http://", "HTTP://")) as upper:
+        assert upper.ping()
+        assert upper.workers.list()
     with pytest.raises(InvalidRequestError):
         AgentFMClient(demo_mesh.url, retries=-1)
     monkeypatch.setenv("AGENTFM_GATEWAY_URL", demo_mesh.url + "/")

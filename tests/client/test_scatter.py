@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from agentfm import AgentFMClient, ScatterProgress, ScatterResult
+from agentfm import AgentFMClient, ScatterProgress, ScatterResult, WorkerNotFoundError
 from tests.client.conftest import WIDE, Gate
 from tests.helpers import call
 
@@ -54,7 +54,9 @@ async def test_scatter_reports_failures_without_raising(any_client: Any) -> None
         any_client.tasks.scatter, ["a", "b"], peer_ids=[MISSING_PEER], max_retries=2
     )
     assert [r.status for r in results] == ["failed", "failed"]
-    assert all(r.attempts == 3 and r.error and r.exception is not None for r in results)
+    # 404 "Worker not found": asking the same id again cannot help, so one attempt each.
+    assert all(r.attempts == 1 and r.error and r.exception is not None for r in results)
+    assert all(isinstance(r.exception, WorkerNotFoundError) for r in results)
     assert await call(any_client.tasks.scatter, [], peer_ids=[MISSING_PEER]) == []
 
 

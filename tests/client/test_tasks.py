@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import agentfm
 from agentfm import (
     AgentFMClient,
     AgentFMTimeoutError,
@@ -136,11 +137,13 @@ async def test_broken_stream_is_incomplete(edge_client: Any, edge_mesh: Embedded
         await call(edge_client.tasks.run, worker_id=edge_mesh.peer_id("breaker"), prompt="x")
 
 
-async def test_agent_crash_still_ends_with_a_marker(
-    edge_client: Any, edge_mesh: EmbeddedMesh
-) -> None:
-    result = await call(edge_client.tasks.run, worker_id=edge_mesh.peer_id("crasher"), prompt="x")
-    assert "Sandbox exited" in result.text
+async def test_agent_crash_is_a_typed_failure(edge_client: Any, edge_mesh: EmbeddedMesh) -> None:
+    # The worker writes "⚠️  Sandbox exited: …" and then its normal marker (§5.4).
+    with pytest.raises(agentfm.AgentExitError) as caught:
+        await call(edge_client.tasks.run, worker_id=edge_mesh.peer_id("crasher"), prompt="x")
+    assert caught.value.exit_detail
+    assert caught.value.task_started
+    assert caught.value.peer_id == edge_mesh.peer_id("crasher")
 
 
 async def test_rejection_is_typed(edge_client: Any, edge_mesh: EmbeddedMesh, gate: Gate) -> None:

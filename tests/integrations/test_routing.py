@@ -1,4 +1,8 @@
-"""The single-call routing both integrations share: pure planners, and the drivers on a mesh."""
+"""Single-call routing by model (SDK ``tasks.run/stream(model=…)``), as the integrations use it.
+
+The planners are the SDK's pure core (`agentfm._routing`); the failover rule is scatter's own
+`is_redispatchable`; the integrations' `_tasks` adapters only call the SDK.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 import agentfm
-from agentfm_integrations import _routing
+from agentfm import _routing
+from agentfm._scatter import is_redispatchable
+from agentfm_integrations import _tasks
 from agentfm_integrations._clients import client_kwargs
 
 if TYPE_CHECKING:
@@ -43,15 +49,33 @@ def _worker(peer: str, current: int, max_tasks: int = 4) -> agentfm.WorkerProfil
 
 
 def test_failover_policy() -> None:
-    assert _routing.can_fail_over(agentfm.WorkerUnreachableError("x"), emitted=False)
-    assert _routing.can_fail_over(agentfm.IncompleteStreamError("x"), emitted=False)
-    assert not _routing.can_fail_over(agentfm.WorkerUnreachableError("x"), emitted=True)
-    assert not _routing.can_fail_over(agentfm.AuthenticationError("x"), emitted=False)
-    assert not _routing.can_fail_over(ValueError("x"), emitted=False)
+    plan = _routing.PeerPlan(["a", "b", "c"], max_retries=5)
+    assert plan.failed("a", agentfm.WorkerUnreachableError("x"))
+    assert plan.failed("a", agentfm.IncompleteStreamError("x"))
+    assert plan.failed("a", agentfm.AgentExitError("x", exit_detail="exit status 3"))
+    assert not plan.failed("a", agentfm.WorkerUnreachableError("x"), emitted=True)
+    assert not plan.failed("a", agentfm.AuthenticationError("x"))
     with pytest.raises(agentfm.ModelNotFoundError) as info:
-        _routing.require_peers("nope", [])
+        _tasks.require_peers("nope", [])
     assert info.value.code == "model_not_found"
-    assert _routing.mesh_capacity([_worker("a", 0, 4), _worker("b", 0, 0)]) == 5
+    assert _tasks.mesh_capacity([_worker("a", 0, 4), _worker("b", 0, 0)]) == 5
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        agentfm.ArtifactError("zip is corrupt"),  # the task completed: do not re-run it
+        agentfm.RateLimitError("locked out", code="rate_limited", status=429),
+        agentfm.AuthenticationError("bad key", status=401),
+        agentfm.InvalidRequestError("bad", status=400),
+        agentfm.WorkerRejectedError("full"),
+        agentfm.WorkerNotFoundError("gone", status=404),
+        agentfm.TaskStartError("no image", exit_detail="no image"),
+    ],
+)
+def test_single_calls_and_scatter_share_one_failover_rule(exc: agentfm.AgentFMError) -> None:
+    plan = _routing.PeerPlan(["a", "b"], max_retries=3)
+    assert plan.failed("a", exc) is is_redispatchable(exc)
 
 
 def test_rejection_gate_holds_only_a_leading_rejection_line() -> None:
@@ -154,20 +178,20 @@ async def test_drivers_fail_over_a_broken_stream_before_any_text(
     monkeypatch.setattr(_routing, "order_peers", lambda *_a, **_k: order)
     if mode == "sync":
         with agentfm.AgentFMClient(routing_mesh.url, api_key=None) as client:
-            result, tried = _routing.run_task(
+            result, tried = _tasks.run_task(
                 client, model=ENGINE, prompt="hi", max_retries=2, timeout=None
             )
             events = list(
-                _routing.stream_task(client, model=ENGINE, prompt="yo", max_retries=2, timeout=None)
+                _tasks.stream_task(client, model=ENGINE, prompt="yo", max_retries=2, timeout=None)
             )
     else:
         async with agentfm.AsyncAgentFMClient(routing_mesh.url, api_key=None) as aclient:
-            result, tried = await _routing.arun_task(
+            result, tried = await _tasks.arun_task(
                 aclient, model=ENGINE, prompt="hi", max_retries=2, timeout=None
             )
             events = [
                 e
-                async for e in _routing.astream_task(
+                async for e in _tasks.astream_task(
                     aclient, model=ENGINE, prompt="yo", max_retries=2, timeout=None
                 )
             ]
@@ -175,7 +199,7 @@ async def test_drivers_fail_over_a_broken_stream_before_any_text(
     assert result.text == "echo: hi\n"
     *texts, end = events
     assert "".join(str(t) for t in texts) == "echo: yo\n"
-    assert isinstance(end, _routing.StreamEnd)
+    assert isinstance(end, _tasks.StreamEnd)
     assert (end.peer_id, end.peers_tried) == (order[1], order)
     assert _routing.IN_FLIGHT.snapshot() == {}
 
@@ -189,9 +213,29 @@ async def test_drivers_give_up_after_max_retries(
         agentfm.AgentFMClient(routing_mesh.url, api_key=None) as client,
         pytest.raises(agentfm.IncompleteStreamError),
     ):
-        _routing.run_task(client, model=ENGINE, prompt="hi", max_retries=0, timeout=None)
+        client.tasks.run(model=ENGINE, prompt="hi", max_retries=0)
     async with agentfm.AsyncAgentFMClient(routing_mesh.url, api_key=None) as aclient:
         with pytest.raises(agentfm.IncompleteStreamError):
-            await _routing.arun_task(
-                aclient, model=ENGINE, prompt="hi", max_retries=0, timeout=None
-            )
+            await aclient.tasks.run(model=ENGINE, prompt="hi", max_retries=0)
+        with pytest.raises(agentfm.NoWorkerForModelError):
+            await aclient.tasks.run(model="no-such-engine", prompt="hi")
+        with pytest.raises(agentfm.InvalidRequestError):
+            await aclient.tasks.run(model=ENGINE, worker_id=order[0], prompt="hi")
+
+
+def test_routed_stream_reports_the_serving_attempt(
+    routing_mesh: EmbeddedMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = [routing_mesh.peer_id("echo0"), routing_mesh.peer_id("echo1")]
+    monkeypatch.setattr(_routing, "order_peers", lambda *_a, **_k: order)
+    with agentfm.AgentFMClient(routing_mesh.url, api_key=None) as client:
+        stream = client.tasks.stream(model=ENGINE, prompt="hi", task_id="task_routed1")
+        with stream:
+            text = "".join(c.text for c in stream)
+        assert text == "echo: hi\n"
+        assert (stream.peer_id, stream.task_id, stream.peers_tried) == (
+            order[0],
+            "task_routed1",
+            [order[0]],
+        )
+        assert stream.attempts == 1

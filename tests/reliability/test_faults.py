@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from agentfm import (
+    AgentExitError,
     AgentFMClient,
     AgentFMError,
     AgentFMTimeoutError,
@@ -106,10 +107,12 @@ async def test_subprocess_killed_mid_line_reports_sandbox_exit_and_frees_the_slo
 ) -> None:
     peer = fault_mesh.peer_id("suicide")
     for _ in range(2):  # the second run proves the slot was released
-        result = await call(fclient.tasks.run, worker_id=peer, prompt="x")
-        assert result.text == "partial output\nhalf a li⚠️  Sandbox exited: signal: killed\n"
-        assert not result.files_incoming
-        assert result.artifacts == []
+        # "⚠️  Sandbox exited" then the normal marker: a failed task, not a success.
+        with pytest.raises(AgentExitError) as caught:
+            await call(fclient.tasks.run, worker_id=peer, prompt="x")
+        assert caught.value.killed
+        assert caught.value.text == "partial output\nhalf a li"  # glued to the cut line
+        assert not caught.value.files_incoming
 
 
 # -- a worker hangs with no output ----------------------------------------------------------

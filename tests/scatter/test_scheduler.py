@@ -9,6 +9,7 @@ from agentfm import (
     GatewayConnectionError,
     IncompleteStreamError,
     MeshOverloadedError,
+    RateLimitError,
     WorkerRejectedError,
 )
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler
@@ -172,8 +173,8 @@ def test_breaker_benches_then_probes_once() -> None:
     assert [d.peer_id for d in take_all(scheduler, 6.5)] == [A, A]
 
 
-def test_retry_after_pauses_dispatch_and_does_not_spend_an_attempt() -> None:
-    scheduler = ScatterScheduler(["x", "y"], [A], max_concurrency=2, max_retries=0)
+def test_retry_after_pauses_dispatch_and_counts_as_an_attempt() -> None:
+    scheduler = ScatterScheduler(["x", "y"], [A], max_concurrency=2, max_retries=1)
     d1, d2 = take_all(scheduler, 0.0)
     busy = MeshOverloadedError("all busy", code="mesh_overloaded", status=503, retry_after=5.0)
     assert scheduler.complete(d1, AttemptOutcome(error=busy), 1.0) is None
@@ -185,12 +186,90 @@ def test_retry_after_pauses_dispatch_and_does_not_spend_an_attempt() -> None:
     assert again.index == d1.index
     result = scheduler.complete(again, OK, 6.5)
     assert result is not None
-    assert result.ok  # max_retries=0, yet the overload did not use up the only attempt
-    assert result.attempts == 1
+    assert result.ok
+    assert result.attempts == 2  # the overload answer is visible and used the budget
+
+
+def test_overload_is_bounded_by_max_retries() -> None:
+    busy = MeshOverloadedError("all busy", code="mesh_overloaded", status=503, retry_after=1.0)
+    for max_retries in (0, 2):
+        scheduler = ScatterScheduler(["x"], [A], max_concurrency=1, max_retries=max_retries)
+        now, result = 0.0, None
+        while result is None:
+            d = scheduler.next_dispatch(now)
+            if d is None:
+                now = scheduler.wakeup(now) or now + 1
+                continue
+            result = scheduler.complete(d, AttemptOutcome(error=busy), now)
+        assert not result.ok
+        assert result.attempts == max_retries + 1
+
+
+def test_rate_limited_is_final_and_ends_the_batch() -> None:
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(6)], [A, B], max_concurrency=1, max_retries=3
+    )
+    limited = RateLimitError("slow down", code="rate_limited", status=429, retry_after=60.0)
+    d = scheduler.next_dispatch(0.0)
+    assert d is not None
+    first = scheduler.complete(d, AttemptOutcome(error=limited), 0.1)
+    assert first is not None
+    assert first.attempts == 1
+    rest = scheduler.take_aborted(0.1)
+    assert [r.index for r in rest] == [1, 2, 3, 4, 5]
+    assert all(r.attempts == 0 and r.exception is limited for r in rest)
+    assert scheduler.next_dispatch(100.0) is None
+    assert scheduler.finished
+
+
+def test_a_dead_gateway_fails_the_rest_fast() -> None:
+    down = GatewayConnectionError("refused", code="connection_error")
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(50)], [A, B], max_concurrency=1, max_retries=2
+    )
+    sent, results, now = 0, [], 0.0
+    while not scheduler.finished:
+        d = scheduler.next_dispatch(now)
+        if d is None:
+            now = scheduler.wakeup(now) or now + 1
+            continue
+        sent += 1
+        result = scheduler.complete(d, AttemptOutcome(error=down), now)
+        results += ([result] if result else []) + scheduler.take_aborted(now)
+    assert sorted(r.index for r in results) == list(range(50))
+    assert all(not r.ok for r in results)
+    # Backoff 0.1 s doubling to 2 s between probes, and the end after 5 s of refusals:
+    # a handful of requests in all, not 50 x 3.
+    assert sent <= 8
+    assert 5.0 <= now < 8.0
+
+
+def test_a_gateway_restart_only_pauses_the_batch() -> None:
+    down = GatewayConnectionError("refused", code="connection_error")
+    scheduler = ScatterScheduler(
+        [f"p{i}" for i in range(10)], [A, B], max_concurrency=2, max_retries=2
+    )
+    results, now = [], 0.0
+    while not scheduler.finished:
+        d = scheduler.next_dispatch(now)
+        if d is None:
+            now = scheduler.wakeup(now) or now + 0.1
+            continue
+        # The gateway is down from t=1 to t=3 (a restart), up otherwise.
+        outcome = AttemptOutcome(error=down) if 1.0 <= now < 3.0 else OK
+        result = scheduler.complete(d, outcome, now)
+        results += ([result] if result else []) + scheduler.take_aborted(now)
+        now += 0.25
+    assert sorted(r.index for r in results) == list(range(10))
+    assert scheduler.aborted is None
+    # Probes during the outage use attempts (0.1, 0.2, 0.4, 0.8 s apart), so at most the
+    # items probing then can run out; everything after the restart succeeds.
+    assert sum(not r.ok for r in results) <= 1
+    assert all(r.ok for r in results if r.index != 4)  # p4 probed with all 3 attempts
 
 
 def test_overload_without_retry_after_backs_off_exponentially() -> None:
-    scheduler = ScatterScheduler(["x"], [A], max_concurrency=1, max_retries=0)
+    scheduler = ScatterScheduler(["x"], [A], max_concurrency=1, max_retries=5)
     now, pauses = 0.0, []
     busy = MeshOverloadedError("busy", code="mesh_overloaded", status=503)
     for _ in range(4):
@@ -279,7 +358,7 @@ def test_pending_state_never_exceeds_max_concurrency() -> None:
 
 def test_a_gateway_connection_error_does_not_bench_the_peer() -> None:
     scheduler = ScatterScheduler(
-        [f"p{i}" for i in range(10)],
+        [f"p{i}" for i in range(12)],
         [A, B],
         max_concurrency=2,
         max_retries=0,
@@ -287,9 +366,13 @@ def test_a_gateway_connection_error_does_not_bench_the_peer() -> None:
     )
     first = take_all(scheduler, 0.0)
     assert sorted(d.peer_id for d in first) == [A, B]
-    on_a = next(d for d in first if d.peer_id == A)
     lost = AttemptOutcome(error=GatewayConnectionError("reset", code="connection_error"))
-    for n in range(4):  # B stays busy; a benched A would leave nothing to dispatch
-        scheduler.complete(on_a, lost, n + 0.5)
-        [on_a] = take_all(scheduler, n + 0.5)
-        assert on_a.peer_id == A
+    # Four connection errors on A, each followed by an answer from B (so the gateway is not
+    # "down"): a benched A would get no more work.
+    for n in range(4):
+        on_a = next(d for d in first if d.peer_id == A)
+        on_b = next(d for d in first if d.peer_id == B)
+        scheduler.complete(on_a, lost, n + 0.4)
+        scheduler.complete(on_b, OK, n + 0.5)
+        first = take_all(scheduler, n + 0.5)
+        assert sorted(d.peer_id for d in first) == [A, B]

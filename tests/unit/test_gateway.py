@@ -51,6 +51,8 @@ def test_start_stop_with_port_zero(fake_binary: Path, tmp_path: Path, debug: boo
         assert gw.process is not None
         with AgentFMClient(gw.url, api_key=None) as client:
             assert client.ping()
+        with pytest.raises(RuntimeError, match="called twice"):
+            gw.start()  # 0.3.0's message
     assert gw.process is None
     assert log_file.exists() is (not debug)
 

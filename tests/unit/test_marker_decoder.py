@@ -6,9 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentfm import IncompleteStreamError, WorkerRejectedError
+from agentfm import (
+    AgentExitError,
+    IncompleteStreamError,
+    TaskStartError,
+    WorkerRejectedError,
+)
 from agentfm._constants import ARTIFACT_INCOMING, ARTIFACT_NONE
-from agentfm._streaming import MarkerDecoder
+from agentfm._streaming import MarkerDecoder, strip_failure_line
 from agentfm.streaming import SentinelFilter, filter_iter
 
 
@@ -163,3 +168,57 @@ def test_split_at_every_byte(text: str) -> None:
     one_by_one, decoder = decode([raw[i : i + 1] for i in range(len(raw))])
     assert one_by_one == text
     assert decoder.files_incoming
+
+
+SANDBOX = "⚠️  Sandbox exited: "
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096])
+@pytest.mark.parametrize(
+    ("body", "kind", "detail", "text"),
+    [
+        (
+            f"out\n{SANDBOX}exit status 3\n\n[AGENTFM: NO_FILES]\n",
+            AgentExitError,
+            "exit status 3",
+            "out\n",
+        ),
+        (
+            f"{'y' * 500}{SANDBOX}signal: killed\n\n[AGENTFM: FILES_INCOMING]\n",
+            AgentExitError,
+            "signal: killed",
+            "y" * 500,
+        ),
+        (
+            "❌ Failed to start task: no image\n\n[AGENTFM: NO_FILES]\n",
+            TaskStartError,
+            "no image",
+            "",
+        ),
+    ],
+)
+def test_failure_lines_before_the_marker_are_typed(
+    step: int, body: str, kind: type, detail: str, text: str
+) -> None:
+    raw = body.encode()
+    decoder = MarkerDecoder()
+    out: list[str] = []
+    for i in range(0, len(raw), step):
+        out += decoder.feed(raw[i : i + step])
+    out += decoder.flush()
+    assert decoder.marker is not None  # the worker's normal marker ended the stream ...
+    assert isinstance(decoder.error, kind)  # ... and yet the task failed
+    assert decoder.error.exit_detail == detail
+    assert decoder.error.files_incoming is ("FILES_INCOMING" in body)
+    assert strip_failure_line("".join(out)) == text
+    with pytest.raises(kind):
+        decoder.raise_for_end()
+
+
+def test_a_failure_line_followed_by_more_output_is_just_output() -> None:
+    decoder = MarkerDecoder()
+    out = decoder.feed(f"{SANDBOX}exit status 1 (quoted by the agent)\nthen fine\n\n".encode())
+    out += decoder.feed(b"[AGENTFM: NO_FILES]\n")
+    out += decoder.flush()
+    assert decoder.error is None
+    assert "".join(out).endswith("then fine\n")

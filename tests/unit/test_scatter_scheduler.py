@@ -15,6 +15,7 @@ from agentfm import (
     IncompleteStreamError,
     WorkerNotFoundError,
     WorkerRejectedError,
+    WorkerStreamError,
 )
 from agentfm._scatter import (
     AttemptOutcome,
@@ -45,6 +46,7 @@ def drain(scheduler: ScatterScheduler, outcome_for) -> list:  # type: ignore[no-
         result = scheduler.complete(dispatch, outcome_for(dispatch))
         if result is not None:
             results.append(result)
+        results.extend(scheduler.take_aborted())
 
 
 def test_every_input_gets_exactly_one_result_in_order() -> None:
@@ -165,11 +167,31 @@ def test_retry_on_an_already_tried_peer_backs_off() -> None:
     first = scheduler.next_dispatch()
     assert first is not None
     assert first.delay == 0
-    scheduler.complete(first, AttemptOutcome(error=WorkerNotFoundError("gone", status=404)))
+    scheduler.complete(first, AttemptOutcome(error=WorkerStreamError("cut")))
     second = scheduler.next_dispatch()
     assert second is not None
     assert second.peer_id == A
     assert second.delay > 0
+
+
+def test_a_missing_worker_is_not_asked_again() -> None:
+    # 404 "Worker not found": the same peer would answer the same; with no other peer
+    # the item is final after one attempt, whatever max_retries says.
+    scheduler = ScatterScheduler(["x", "y"], [A], max_concurrency=1, max_retries=2)
+    gone = AttemptOutcome(error=WorkerNotFoundError("gone", status=404))
+    results = drain(scheduler, lambda d: gone)
+    assert [r.attempts for r in results] == [1, 1]
+    assert all(not r.ok for r in results)
+
+
+def test_a_missing_worker_fails_over_to_another_peer() -> None:
+    scheduler = ScatterScheduler(["x"], [A, B], max_concurrency=1, max_retries=2)
+    first = scheduler.next_dispatch()
+    assert first is not None
+    scheduler.complete(first, AttemptOutcome(error=WorkerNotFoundError("gone", status=404)))
+    second = scheduler.next_dispatch()
+    assert second is not None
+    assert second.peer_id != first.peer_id
 
 
 def test_progress_counts() -> None:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentfm._base_client import RequestSpec, resolve_timeout
-from agentfm._constants import STREAM_ERROR_PREFIX
+from agentfm._constants import PEER_ID_PREFIX_ED25519, STREAM_ERROR_PREFIX
+from agentfm._streaming import failure_from_tail, strip_failure_line
 from agentfm._validation import is_peer_id, require_prompt, require_timeout
 from agentfm.exceptions import AgentFMRoutingWarning, GatewayProtocolError, WorkerStreamError
 
@@ -27,8 +28,12 @@ class RoutingWarner:
         self._lock = threading.Lock()
 
     def check(self, model: str) -> None:
-        """Emit `AgentFMRoutingWarning` the first time ``model`` is not a peer id."""
-        if is_peer_id(model):
+        """Emit `AgentFMRoutingWarning` the first time ``model`` is not a peer id.
+
+        A ``12D3KooW…`` string is taken as meant for a peer id even when it is not a
+        well-formed one (test placeholders): 0.3.0 stayed silent for it too.
+        """
+        if is_peer_id(model) or model.startswith(PEER_ID_PREFIX_ED25519):
             return
         with self._lock:
             if model in self._seen:
@@ -93,6 +98,44 @@ def check_stream_error(text: str | None, finish_reason: str | None) -> None:
         stripped = text.strip()
         if stripped.startswith(STREAM_ERROR_PREFIX) and stripped.endswith("]"):
             raise WorkerStreamError(stripped[1:-1], code="worker_stream_failed")
+
+
+_TAIL = 1024
+
+
+def raise_for_failed_content(text: str | None) -> None:
+    """Raise the typed failure when a completion's content ends with a §5.4 failure line.
+
+    The gateway drops the worker's marker lines on the OpenAI routes but keeps the rest,
+    so a crashed agent (``⚠️  Sandbox exited: …``) or one that could not start
+    (``❌ Failed to start task: …``) would otherwise look like an answer.
+    """
+    if not text:
+        return
+    failure = failure_from_tail(text[-_TAIL:])
+    if failure is not None:
+        failure.text = strip_failure_line(text)
+        failure.task_started = True
+        raise failure
+
+
+class FailureWatch:
+    """Follow a streamed completion's content to raise a §5.4 failure at its end."""
+
+    def __init__(self) -> None:
+        self._seen: list[str] = []  # references to the chunks' strings
+        self._tail = ""
+
+    def see(self, text: str | None) -> None:
+        """Note one chunk's content."""
+        if text:
+            self._seen.append(text)
+            self._tail = (self._tail + text)[-_TAIL:]
+
+    def check(self) -> None:
+        """Raise the failure if the content ended with a failure line (after ``[DONE]``)."""
+        if failure_from_tail(self._tail) is not None:
+            raise_for_failed_content("".join(self._seen))
 
 
 def note_ids(state: StreamState, peer_id: str | None, task_id: str | None) -> None:

@@ -9,12 +9,14 @@ from agentfm._streaming import AsyncStream, SSEDecoder, Stream, StreamState
 from agentfm.exceptions import AgentFMError, InvalidRequestError
 from agentfm.resources.openai._common import (
     GLOBAL_WARNER,
+    FailureWatch,
     check_common,
     check_stream_error,
     completion_spec,
     note_ids,
     parse_chunk,
     parse_model,
+    raise_for_failed_content,
 )
 from agentfm.types.openai import ChatCompletion, ChatCompletionChunk, ChatMessage, coerce_messages
 
@@ -51,6 +53,18 @@ def _chunk(data: str, state: StreamState) -> ChatCompletionChunk:
     note_ids(state, chunk.agentfm_peer_id, chunk.agentfm_task_id)
     for choice in chunk.choices:
         check_stream_error(choice.delta.content, choice.finish_reason)
+    return chunk
+
+
+def _checked(completion: ChatCompletion) -> ChatCompletion:
+    for choice in completion.choices:
+        raise_for_failed_content(choice.message.content)
+    return completion
+
+
+def _watched(chunk: ChatCompletionChunk, watch: FailureWatch) -> ChatCompletionChunk:
+    for choice in chunk.choices:
+        watch.see(choice.delta.content)
     return chunk
 
 
@@ -115,20 +129,24 @@ class ChatCompletions:
         """
         spec = _build(self._client, model, messages, stream, timeout, extra)
         if not stream:
-            return parse_model(ChatCompletion, self._client._request_json(spec), "chat completion")
+            return _checked(
+                parse_model(ChatCompletion, self._client._request_json(spec), "chat completion")
+            )
         return Stream(lambda state: self._events(spec, timeout, state), StreamState()).start()
 
     def _events(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[ChatCompletionChunk]:
         decoder = SSEDecoder()
+        watch = FailureWatch()
         with self._client._open_stream(spec) as response:
             try:
                 for piece in self._client._iter_body(response, timeout):
                     for event in decoder.feed(piece):
-                        yield _chunk(event.data, state)
+                        yield _watched(_chunk(event.data, state), watch)
                 for event in decoder.flush():
-                    yield _chunk(event.data, state)
+                    yield _watched(_chunk(event.data, state), watch)
+                watch.check()
             except AgentFMError as exc:
                 exc.task_started = True
                 raise
@@ -185,7 +203,7 @@ class AsyncChatCompletions:
         spec = _build(self._client, model, messages, stream, timeout, extra)
         if not stream:
             body = await self._client._request_json(spec)
-            return parse_model(ChatCompletion, body, "chat completion")
+            return _checked(parse_model(ChatCompletion, body, "chat completion"))
         return await AsyncStream(
             lambda state: self._events(spec, timeout, state), StreamState()
         ).start()
@@ -194,13 +212,15 @@ class AsyncChatCompletions:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> AsyncIterator[ChatCompletionChunk]:
         decoder = SSEDecoder()
+        watch = FailureWatch()
         async with self._client._open_stream(spec) as response:
             try:
                 async for piece in self._client._iter_body(response, timeout):
                     for event in decoder.feed(piece):
-                        yield _chunk(event.data, state)
+                        yield _watched(_chunk(event.data, state), watch)
                 for event in decoder.flush():
-                    yield _chunk(event.data, state)
+                    yield _watched(_chunk(event.data, state), watch)
+                watch.check()
             except AgentFMError as exc:
                 exc.task_started = True
                 raise

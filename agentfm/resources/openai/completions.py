@@ -9,11 +9,13 @@ from agentfm._validation import require_prompt
 from agentfm.exceptions import AgentFMError
 from agentfm.resources.openai._common import (
     GLOBAL_WARNER,
+    FailureWatch,
     check_common,
     check_stream_error,
     completion_spec,
     parse_chunk,
     parse_model,
+    raise_for_failed_content,
 )
 from agentfm.types.openai import TextCompletion, TextCompletionChunk
 
@@ -48,6 +50,18 @@ def _chunk(data: str) -> TextCompletionChunk:
     chunk = parse_chunk(TextCompletionChunk, data)
     for choice in chunk.choices:
         check_stream_error(choice.text, choice.finish_reason)
+    return chunk
+
+
+def _checked(completion: TextCompletion) -> TextCompletion:
+    for choice in completion.choices:
+        raise_for_failed_content(choice.text)
+    return completion
+
+
+def _watched(chunk: TextCompletionChunk, watch: FailureWatch) -> TextCompletionChunk:
+    for choice in chunk.choices:
+        watch.see(choice.text)
     return chunk
 
 
@@ -100,20 +114,24 @@ class Completions:
         """Create a text completion; ``stream=True`` returns a `Stream` of chunks."""
         spec = _build(self._client, model, prompt, stream, timeout, extra)
         if not stream:
-            return parse_model(TextCompletion, self._client._request_json(spec), "completion")
+            return _checked(
+                parse_model(TextCompletion, self._client._request_json(spec), "completion")
+            )
         return Stream(lambda state: self._events(spec, timeout, state), StreamState()).start()
 
     def _events(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[TextCompletionChunk]:
         decoder = SSEDecoder()
+        watch = FailureWatch()
         with self._client._open_stream(spec) as response:
             try:
                 for piece in self._client._iter_body(response, timeout):
                     for event in decoder.feed(piece):
-                        yield _chunk(event.data)
+                        yield _watched(_chunk(event.data), watch)
                 for event in decoder.flush():
-                    yield _chunk(event.data)
+                    yield _watched(_chunk(event.data), watch)
+                watch.check()
             except AgentFMError as exc:
                 exc.task_started = True
                 raise
@@ -170,7 +188,7 @@ class AsyncCompletions:
         spec = _build(self._client, model, prompt, stream, timeout, extra)
         if not stream:
             body = await self._client._request_json(spec)
-            return parse_model(TextCompletion, body, "completion")
+            return _checked(parse_model(TextCompletion, body, "completion"))
         return await AsyncStream(
             lambda state: self._events(spec, timeout, state), StreamState()
         ).start()
@@ -179,13 +197,15 @@ class AsyncCompletions:
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> AsyncIterator[TextCompletionChunk]:
         decoder = SSEDecoder()
+        watch = FailureWatch()
         async with self._client._open_stream(spec) as response:
             try:
                 async for piece in self._client._iter_body(response, timeout):
                     for event in decoder.feed(piece):
-                        yield _chunk(event.data)
+                        yield _watched(_chunk(event.data), watch)
                 for event in decoder.flush():
-                    yield _chunk(event.data)
+                    yield _watched(_chunk(event.data), watch)
+                watch.check()
             except AgentFMError as exc:
                 exc.task_started = True
                 raise

@@ -63,7 +63,8 @@ async def test_mesh_error_becomes_an_error_tool_message(
     msg = tool.invoke(call) if mode == "sync" else await tool.ainvoke(call)
     assert isinstance(msg, ToolMessage)
     assert msg.status == "error"
-    assert "ModelNotFoundError" in str(msg.content)
+    # NoWorkerForModelError is the SDK's ModelNotFoundError for a model nothing matches.
+    assert "NoWorkerForModelError" in str(msg.content)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -1,0 +1,174 @@
+"""Route one task by model name, with failover: the pure pieces behind ``tasks.run(model=…)``.
+
+Whether a failed attempt may be sent again is `agentfm._scatter.is_redispatchable`, the
+same rule scatter uses; this module only decides *where* a single task goes next and when.
+Nothing here performs I/O or sleeps: `agentfm.resources.tasks` drives it for the sync and
+the async client alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from agentfm._constants import WORKER_REJECTION_PREFIX
+from agentfm._scatter import is_redispatchable
+from agentfm.exceptions import AgentFMError, NoWorkerForModelError, WorkerRejectedError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from agentfm.models import WorkerProfile
+
+__all__ = ["IN_FLIGHT", "PeerPlan", "RejectionGate", "order_peers", "plan_for"]
+
+
+def order_peers(
+    workers: Sequence[WorkerProfile],
+    in_flight: Mapping[str, int] | None = None,
+    rng: random.Random | None = None,
+) -> list[str]:
+    """Order matched workers for one task, least effectively loaded first.
+
+    Telemetry is seconds old, so the load counts this process's own tasks in flight too,
+    and ties are broken at random: otherwise concurrent calls would all pick the same
+    "idle" worker.
+    """
+    own = in_flight or {}
+
+    def load(worker: WorkerProfile) -> float:
+        busy = worker.current_tasks + own.get(worker.peer_id, 0)
+        return busy / worker.max_tasks if worker.max_tasks > 0 else 0.0
+
+    shuffled = list(workers)
+    (rng or random).shuffle(shuffled)
+    shuffled.sort(key=load)
+    return list(dict.fromkeys(w.peer_id for w in shuffled))
+
+
+class PeerPlan:
+    """Decide which peer a single task tries next, and after how long.
+
+    A failed attempt that `is_redispatchable` allows moves to a peer not tried yet and
+    uses up one of ``max_retries``. A refusal (``❌ ERROR:``, the worker was full) means the
+    task never ran: the peer goes to the back of the line, and once every peer has refused
+    in a round the next round starts after a short backoff. Rounds are bounded by
+    ``max_retries + 1`` too.
+    """
+
+    def __init__(self, peers: Sequence[str], max_retries: int) -> None:
+        self._line = list(dict.fromkeys(peers))
+        self._budget = max(0, max_retries) + 1
+        self._failures = 0
+        self._round = 0
+        self._refused: list[str] = []
+        self.tried: list[str] = []
+
+    def next(self) -> tuple[str, float] | None:
+        """Return ``(peer, delay_seconds)`` for the next attempt, or None to give up."""
+        delay = 0.0
+        if not self._line and self._refused:
+            self._round += 1
+            if self._round >= self._budget:
+                return None
+            self._line, self._refused = self._refused, []
+            delay = min(1.0, 0.05 * 2**self._round)
+        if not self._line or self._failures >= self._budget:
+            return None
+        peer = self._line.pop(0)
+        self.tried.append(peer)
+        return peer, delay
+
+    def failed(self, peer: str, exc: AgentFMError, *, emitted: bool = False) -> bool:
+        """Record a failed attempt; return whether the task may be tried again.
+
+        Args:
+            peer: The peer of the failed attempt.
+            exc: Its error.
+            emitted: Whether text already reached the caller (a retry would repeat it).
+        """
+        if emitted or not is_redispatchable(exc):
+            return False
+        if isinstance(exc, WorkerRejectedError):
+            self._refused.append(peer)
+        else:
+            self._failures += 1
+        return True
+
+
+class RejectionGate:
+    """Hold back a leading ``❌ ERROR:`` line until the stream shows it is not a rejection.
+
+    A worker that refuses a task (at capacity, overloaded) answers with that single line
+    and no marker; keeping it from the caller lets the stream fail over to another peer
+    as if nothing had been emitted.
+    """
+
+    def __init__(self) -> None:
+        self._held = ""
+        self.emitted = False
+
+    def feed(self, text: str) -> str:
+        """Return the text that may reach the caller now."""
+        if self.emitted:
+            return text
+        self._held += text
+        probe = self._held.lstrip()
+        if WORKER_REJECTION_PREFIX.startswith(probe) or (
+            probe.startswith(WORKER_REJECTION_PREFIX) and probe.count("\n") <= 1
+        ):
+            return ""
+        return self.flush()
+
+    def flush(self) -> str:
+        """Release what is held (the stream ended cleanly)."""
+        out, self._held = self._held, ""
+        if out:
+            self.emitted = True
+        return out
+
+
+class _InFlight:
+    """This process's tasks in flight per peer id (peer ids are global identities)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    @contextlib.contextmanager
+    def on(self, peer: str) -> Iterator[None]:
+        with self._lock:
+            self._counts[peer] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._counts[peer] -= 1
+                if self._counts[peer] <= 0:
+                    del self._counts[peer]
+
+
+IN_FLIGHT = _InFlight()
+
+
+def plan_for(model: str, workers: Sequence[WorkerProfile], max_retries: int) -> PeerPlan:
+    """The plan of one task routed by ``model`` over the matching ``workers``.
+
+    Raises:
+        NoWorkerForModelError: No live worker matches (a `ModelNotFoundError` and a
+            `WorkerNotFoundError`).
+    """
+    if not workers:
+        raise NoWorkerForModelError(
+            f"no live worker matches model {model!r} (peer id, agent name or engine)",
+            code="model_not_found",
+            status=404,
+        )
+    return PeerPlan(order_peers(workers, IN_FLIGHT.snapshot()), max_retries)
