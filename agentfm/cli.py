@@ -266,30 +266,18 @@ def _unknown_model(model: str) -> AgentFMError:
     )
 
 
-def _require_peer(peer: str) -> str:
-    """``--peer`` must be a peer id; a name belongs in ``--model``."""
-    from agentfm import InvalidRequestError
-    from agentfm._validation import is_peer_id
-
-    if not is_peer_id(peer):
-        raise InvalidRequestError(
-            f"--peer {peer!r} is not a peer id (those look like 12D3KooW…); "
-            "for an agent or engine name use --model; see: agentfm-py models",
-            code="invalid_peer_id",
-        )
-    return peer
-
-
 def _pick_worker(client: AgentFMClient, peer: str | None, model: str | None) -> WorkerProfile:
     """The worker a ``--peer``/``--model`` pair designates (least loaded match for a model)."""
     from agentfm import WorkerNotFoundError
 
     if peer is not None:
+        # Any string is looked up, as the gateway does; the hint covers a name given by mistake.
         try:
-            return client.workers.get(_require_peer(peer))
+            return client.workers.get(peer)
         except WorkerNotFoundError:
             raise WorkerNotFoundError(
-                f"no worker with peer id {peer!r} on this mesh; see: agentfm-py models",
+                f"no worker with peer id {peer!r} on this mesh (for an agent or engine name "
+                "use --model); see: agentfm-py models",
                 code="worker_not_found",
             ) from None
     assert model is not None  # argparse makes exactly one of the two required
@@ -446,7 +434,7 @@ def _cmd_scatter(args: argparse.Namespace, out: _Console, err: _Console) -> int:
             if not peers:
                 raise _unknown_model(args.model)
         else:
-            peers = [PeerID(_require_peer(peer)) for peer in args.peer]
+            peers = [PeerID(peer) for peer in args.peer]
         sink: TextIO = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
         try:
             failed = _scatter_to_jsonl(client, prompts, peers, args, sink, err)

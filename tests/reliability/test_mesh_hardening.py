@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from agentfm import AgentFMClient, AsyncAgentFMClient
+from agentfm import AgentExitError, AgentFMClient, AsyncAgentFMClient
 from agentfm.mesh import AgentContext, CallableAgent, EmbeddedMesh, WorkerConfig
 
 if TYPE_CHECKING:
@@ -89,8 +89,10 @@ def test_callable_agent_timeout_and_the_slot_stays_busy_until_it_stops() -> None
     ):
         peer = mesh.peer_id("slow")
         try:
-            result = client.tasks.run(worker_id=peer, prompt="p", timeout=20)
-            assert "Sandbox exited: signal: killed" in result.text
+            # The worker reports the timeout as a killed agent, which is a typed failure.
+            with pytest.raises(AgentExitError) as killed:
+                client.tasks.run(worker_id=peer, prompt="p", timeout=20)
+            assert killed.value.killed
             # The function is still running on its thread: the slot is not free.
             [profile] = client.workers.list()
             assert profile.current_tasks == 1
@@ -104,7 +106,8 @@ def test_callable_agent_timeout_and_the_slot_stays_busy_until_it_stops() -> None
         assert started.acquire(timeout=1)
         gate.clear()
         # Freed for real: the next task runs (and times out the same way).
-        assert "signal: killed" in client.tasks.run(worker_id=peer, prompt="p", timeout=20).text
+        with pytest.raises(AgentExitError, match="signal: killed"):
+            client.tasks.run(worker_id=peer, prompt="p", timeout=20)
         gate.set()
 
 
