@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from agentfm._client import DEFAULT_GATEWAY, AgentFMClient, AsyncAgentFMClient
+from agentfm._constants import DEFAULT_IDLE_TIMEOUT
 from agentfm._redact import redact_url
 from agentfm._streaming import AsyncStream, Stream
 from agentfm._validation import is_peer_id
@@ -82,6 +83,7 @@ from agentfm.webhook import WebhookPayload, WebhookReceiver, verify_signature
 
 __all__ = [
     "DEFAULT_GATEWAY",
+    "DEFAULT_IDLE_TIMEOUT",
     "AgentExitError",
     "AgentFMClient",
     "AgentFMError",

@@ -7,7 +7,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from agentfm import AgentFMClient, AsyncAgentFMClient
+from agentfm import DEFAULT_IDLE_TIMEOUT, AgentFMClient, AsyncAgentFMClient
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,6 +24,7 @@ def client_kwargs(
     timeout: float | None,
     retries: int | None,
     artifacts_dir: str | Path | None,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
 ) -> dict[str, Any]:
     """SDK client arguments from integration settings; unset ones are left to the SDK.
 
@@ -31,7 +32,12 @@ def client_kwargs(
     ``AGENTFM_API_KEY``, its defaults) in one place. The integrations route by agent or
     engine name on purpose, so their clients do not warn about it.
     """
-    settings: dict[str, Any] = {"gateway_url": gateway_url, "routing_warning": False}
+    settings: dict[str, Any] = {
+        "gateway_url": gateway_url,
+        "routing_warning": False,
+        # Always passed: None is meaningful here (no idle bound), unlike the other settings.
+        "idle_timeout": idle_timeout,
+    }
     if api_key is not None:
         settings["api_key"] = api_key if isinstance(api_key, str) else api_key.get_secret_value()
     if timeout is not None:

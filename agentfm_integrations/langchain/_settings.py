@@ -9,7 +9,7 @@ from langchain_core.language_models import LangSmithParams
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
-from agentfm import redact_url
+from agentfm import DEFAULT_IDLE_TIMEOUT, redact_url
 from agentfm_integrations._clients import client_kwargs
 from agentfm_integrations._usage import estimate_tokens
 from agentfm_integrations.langchain._convert import PROVIDER
@@ -33,6 +33,8 @@ class MeshSettings(BaseModel):
     """Gateway bearer token; ``AGENTFM_API_KEY`` when unset."""
     timeout: float | None = None
     """Seconds allowed for each task attempt; no limit when unset."""
+    idle_timeout: float | None = Field(default=DEFAULT_IDLE_TIMEOUT, gt=0)
+    """Seconds a task stream may stay silent before the call fails (None: no bound)."""
     max_retries: int = 2
     """Failover attempts on other peers, and SDK retries of idempotent calls."""
     artifacts_dir: str | None = None
@@ -61,6 +63,7 @@ class MeshSettings(BaseModel):
             timeout=self.timeout,
             retries=self.max_retries,
             artifacts_dir=Path(self.artifacts_dir) if self.artifacts_dir else None,
+            idle_timeout=self.idle_timeout,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -69,6 +72,7 @@ class MeshSettings(BaseModel):
             "gateway_url": self.gateway_url,
             "api_key": self.api_key,
             "timeout": self.timeout,
+            "idle_timeout": self.idle_timeout,
             "max_retries": self.max_retries,
             "artifacts_dir": self.artifacts_dir,
         }

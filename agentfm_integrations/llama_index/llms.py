@@ -47,6 +47,7 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.output_parsers.base import OutputParserException
 
 from agentfm import (
+    DEFAULT_IDLE_TIMEOUT,
     AgentFMClient,
     AgentFMError,
     AsyncAgentFMClient,
@@ -134,6 +135,11 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
     )
     timeout: float | None = Field(
         default=None, description="Per-request (per scatter attempt) timeout in seconds."
+    )
+    idle_timeout: float | None = Field(
+        default=DEFAULT_IDLE_TIMEOUT,
+        gt=0,
+        description="Seconds a task stream may stay silent before the call fails; None: no bound.",
     )
     max_retries: int = Field(
         default=2,
@@ -259,6 +265,7 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
                 timeout=self.timeout,
                 retries=self.max_retries,
                 artifacts_dir=self.artifacts_dir,
+                idle_timeout=self.idle_timeout,
             )
             client, async_client = self._given
             self._clients = ClientHolder(settings, client=client, async_client=async_client)

@@ -108,3 +108,28 @@ async def test_max_output_bytes_fails_the_task(mesh: EmbeddedMesh, flavour: str)
         assert text.count("x") == 64 * 16384
     finally:
         await call(client.close)
+
+
+@pytest.mark.timeout(60)
+def test_integrations_take_idle_timeout_and_default_to_the_sdk_bound(mesh: EmbeddedMesh) -> None:
+    from langchain_core.exceptions import ModelTimeoutError
+
+    from agentfm_integrations.langchain import ChatAgentFM
+    from agentfm_integrations.llama_index import AgentFM
+
+    assert ChatAgentFM(model="silent").idle_timeout == DEFAULT_IDLE_TIMEOUT
+    assert AgentFM(model="silent").idle_timeout == DEFAULT_IDLE_TIMEOUT
+
+    chat = ChatAgentFM(model="silent", gateway_url=mesh.url, idle_timeout=0.4, max_retries=0)
+    try:
+        with pytest.raises(ModelTimeoutError) as caught:
+            chat.invoke("hello")
+        assert isinstance(caught.value.__cause__, AgentFMTimeoutError)
+        assert "idle_timeout" in str(caught.value.__cause__)
+    finally:
+        chat.close()
+
+    llm = AgentFM(model="silent", gateway_url=mesh.url, idle_timeout=0.4, max_retries=0)
+    with pytest.raises(AgentFMTimeoutError, match="idle_timeout"):
+        llm.complete("hello")
+    llm.client.close()

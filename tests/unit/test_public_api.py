@@ -25,6 +25,7 @@ EXPECTED_ALL = {
     "CommentReceipt",
     "CommentBody",
     "DEFAULT_GATEWAY",
+    "DEFAULT_IDLE_TIMEOUT",
     "AgentFMClient",
     "AgentExitError",
     "AgentFMError",
