@@ -95,5 +95,23 @@ async def subject_of(
         return None
 
 
+async def read_subject(
+    state: MeshState, send: Send, extra: Headers, peer_id: str, method: str
+) -> tuple[Ledger, bytes] | None:
+    """The GET-about-a-peer preamble in Go's order: method, then ledger, then the id.
+
+    Answers the error itself and returns None when a step fails.
+    """
+    if not await check_get(send, extra, method):
+        return None
+    ledger = await ledger_or_503(state, send, extra)
+    if ledger is None:
+        return None
+    subject = await subject_of(send, extra, peer_id)
+    if subject is None:
+        return None
+    return ledger, subject
+
+
 def live(state: MeshState, peer_id: str) -> Any:
     return state.workers.get(peer_id)

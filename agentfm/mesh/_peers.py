@@ -37,7 +37,7 @@ from agentfm.mesh._peer_wire import (
     live,
     local_time,
     query_of,
-    subject_of,
+    read_subject,
     uint_param,
     utc_seconds,
 )
@@ -199,14 +199,10 @@ async def handle(
 
 
 async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, method: str) -> None:
-    if not await check_get(send, extra, method):
+    found = await read_subject(state, send, extra, peer_id, method)
+    if found is None:
         return
-    ledger = await ledger_or_503(state, send, extra)
-    if ledger is None:
-        return
-    subject = await subject_of(send, extra, peer_id)
-    if subject is None:
-        return
+    ledger, subject = found
     rep = state.reputation
     worker = live(state, peer_id)
     entries = ledger.about(subject)
@@ -254,14 +250,10 @@ async def _reputation(
     peer_id: str,
     method: str,
 ) -> None:
-    if not await check_get(send, extra, method):
+    found = await read_subject(state, send, extra, peer_id, method)
+    if found is None:
         return
-    ledger = await ledger_or_503(state, send, extra)
-    if ledger is None:
-        return
-    subject = await subject_of(send, extra, peer_id)
-    if subject is None:
-        return
+    ledger, subject = found
     rep = state.reputation
     rep.recompute_for_read()
     marked = rep.is_equivocator(peer_id)
@@ -321,14 +313,10 @@ async def _log(
 ) -> None:
     from agentfm.mesh._gojson import encode
 
-    if not await check_get(send, extra, method):
+    found = await read_subject(state, send, extra, peer_id, method)
+    if found is None:
         return
-    ledger = await ledger_or_503(state, send, extra)
-    if ledger is None:
-        return
-    subject = await subject_of(send, extra, peer_id)
-    if subject is None:
-        return
+    ledger, subject = found
     query = query_of(scope)
     limit = uint_param(query.get("limit"), 50) or 50
     limit = min(limit, 500)

@@ -7,15 +7,16 @@ from typing import Any, Literal
 
 from langchain_core.language_models import LangSmithParams
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_serializer
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
 from agentfm import DEFAULT_IDLE_TIMEOUT, redact_url
 from agentfm_integrations._clients import client_kwargs
+from agentfm_integrations._redaction import RedactedGatewayURL
 from agentfm_integrations._usage import estimate_tokens
 from agentfm_integrations.langchain._convert import PROVIDER
 
 
-class MeshSettings(BaseModel):
+class MeshSettings(RedactedGatewayURL):
     """Gateway, key, timeout, retries and artifact folder, read from the env when unset."""
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
@@ -41,16 +42,6 @@ class MeshSettings(BaseModel):
     """Where produced files are extracted (per task); the SDK default when unset."""
     min_honesty: float | None = None
     """Only dispatch to peers whose honesty score is at least this (trust-aware routing)."""
-
-    def __repr_args__(self) -> Any:
-        # repr/str (and LangChain's "not_implemented" dumps, which embed the repr).
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "gateway_url" else value
-
-    @field_serializer("gateway_url")
-    def _shown_gateway_url(self, value: str | None) -> str | None:
-        # Userinfo (a proxy's password) never reaches dumps, tracing or callbacks.
-        return redact_url(value)
 
     @property
     def lc_secrets(self) -> dict[str, str]:

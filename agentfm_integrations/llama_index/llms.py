@@ -40,7 +40,7 @@ from llama_index.core.base.llms.types import (
     MessageRole,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -60,6 +60,7 @@ from agentfm import (
 from agentfm_integrations import _tasks
 from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import ClientHolder, client_kwargs
+from agentfm_integrations._redaction import RedactedGatewayURL
 from agentfm_integrations.llama_index._batch_methods import BatchMethods, chat_prompt
 from agentfm_integrations.llama_index._convert import (
     ResponseMeta,
@@ -107,7 +108,7 @@ class _Wrap(Protocol[_ResponseT]):
     ) -> _ResponseT: ...
 
 
-class AgentFM(BatchMethods, FunctionCallingLLM):
+class AgentFM(BatchMethods, RedactedGatewayURL, FunctionCallingLLM):
     """Use agents on an AgentFM mesh as a LlamaIndex LLM.
 
     Example:
@@ -244,16 +245,6 @@ class AgentFM(BatchMethods, FunctionCallingLLM):
     def to_payload(self) -> dict[str, Any]:
         """Return what tracing may see: the metadata and routing, never the key."""
         return {**super().to_payload(), "gateway_url": redact_url(self.gateway_url)}
-
-    def __repr_args__(self) -> Any:
-        # repr/str (and LangChain's "not_implemented" dumps, which embed the repr).
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "gateway_url" else value
-
-    @field_serializer("gateway_url")
-    def _shown_gateway_url(self, value: str | None) -> str | None:
-        # Userinfo (a proxy's password) never reaches to_json/to_dict or tracing.
-        return redact_url(value)
 
     # -- clients ---------------------------------------------------------------------------
 
