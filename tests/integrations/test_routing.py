@@ -152,16 +152,32 @@ def test_client_kwargs_leave_unset_values_to_the_sdk(monkeypatch: pytest.MonkeyP
     unset = client_kwargs(
         gateway_url=None, api_key=None, timeout=None, retries=None, artifacts_dir=None
     )
-    assert unset == {"gateway_url": None, "routing_warning": False}
+    # idle_timeout is always passed: None there means "no bound", not "unset".
+    assert unset == {
+        "gateway_url": None,
+        "routing_warning": False,
+        "idle_timeout": agentfm.DEFAULT_IDLE_TIMEOUT,
+    }
     with agentfm.AgentFMClient(**unset) as client:
         assert (client.gateway_url, client.api_key) == ("http://gw.env:1", "from-env")
         assert client.routing_warning is False
+    unbounded = client_kwargs(
+        gateway_url=None,
+        api_key=None,
+        timeout=None,
+        retries=None,
+        artifacts_dir=None,
+        idle_timeout=None,
+    )
+    with agentfm.AgentFMClient(**unbounded) as client:
+        assert client.idle_timeout is None
     given = client_kwargs(
         gateway_url="http://gw:2", api_key=SecretStr("k"), timeout=5.0, retries=0, artifacts_dir="d"
     )
     assert given == {
         "gateway_url": "http://gw:2",
         "routing_warning": False,
+        "idle_timeout": agentfm.DEFAULT_IDLE_TIMEOUT,
         "api_key": "k",
         "timeout": 5.0,
         "retries": 0,
