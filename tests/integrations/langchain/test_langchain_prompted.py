@@ -342,3 +342,72 @@ async def test_one_async_client_per_model_and_loop(
     await llm.abatch(["four", "five"])
     assert len(built) == 1  # every async call on this loop shared one client (one pool)
     await llm.aclose()
+
+
+# ------------------------------------------------------------------ streaming the final answer
+
+# Longer than one 64 KiB read (the mesh's pipe reads and the client's socket reads), so
+# the reply reaches the client in at least two pieces however the machine schedules.
+LONG_REQUEST = "please just answer this " * 4000
+
+
+def _joined(chunks: list[Any]) -> AIMessageChunk:
+    full = chunks[0]
+    for c in chunks[1:]:
+        full = full + c
+    assert isinstance(full, AIMessageChunk)
+    return full
+
+
+def _check_streamed_answer(chunks: list[Any], invoked: AIMessage) -> None:
+    texts = [c for c in chunks if c.content]
+    assert len(texts) > 1  # the final answer streamed, not one chunk at the end
+    full = _joined(chunks)
+    assert full.content == invoked.content
+    assert str(full.content).startswith("No tool is needed for this.")
+    assert not full.tool_calls and not full.invalid_tool_calls
+    assert sum(1 for c in chunks if c.usage_metadata) == 1
+    assert chunks[-1].chunk_position == "last"
+    meta = full.response_metadata["agentfm"]
+    assert meta["prompted"] is True
+    assert meta["reply_format"] == "json"
+    assert "stream_mismatch" not in meta
+
+
+def test_stream_final_answer_streams_and_joins_to_invoke(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    llm = _planner(demo_mesh, tmp_path).bind_tools([magic])
+    chunks = list(llm.stream(LONG_REQUEST))
+    _check_streamed_answer(chunks, llm.invoke(LONG_REQUEST))
+
+
+async def test_astream_final_answer_streams_and_joins_to_invoke(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    llm = _planner(demo_mesh, tmp_path).bind_tools([magic])
+    chunks = [c async for c in llm.astream(LONG_REQUEST)]
+    _check_streamed_answer(chunks, await llm.ainvoke(LONG_REQUEST))
+
+
+async def test_astream_delivers_tool_calls_whole_in_one_chunk(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    llm = _planner(demo_mesh, tmp_path).bind_tools([magic])
+    chunks = [c async for c in llm.astream("What is magic(5)?")]
+    with_calls = [c for c in chunks if c.tool_call_chunks]
+    assert len(with_calls) == 1
+    assert with_calls[0] is chunks[-1]
+    assert not any(c.content for c in chunks)  # the JSON of a call never leaks as text
+    assert [c["args"] for c in _joined(chunks).tool_calls] == [{"input": 5}]
+
+
+def test_stream_of_a_prose_wrapped_answer_is_parsed_whole(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    llm = _planner(demo_mesh, tmp_path).bind_tools([magic])
+    request = "Say hi [planner:prose]"
+    chunks = list(llm.stream(request))
+    assert [bool(c.content) for c in chunks] == [True]  # held back, then given once
+    assert chunks[0].content == llm.invoke(request).content
+    assert chunks[0].response_metadata["agentfm"]["reply_format"] == "fenced"
