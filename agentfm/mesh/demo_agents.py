@@ -376,6 +376,10 @@ def plan_reply(prompt: str) -> str:
     return _dress(reply, mistakes) + "\n"
 
 
+_PLANNER_PIECE = 256
+"""Characters per write of the planner's reply."""
+
+
 def main(argv: list[str]) -> int:
     """Subprocess entry point: ``<agent> <prompt>``, the prompt last as the worker passes it."""
     if len(argv) < 2:
@@ -393,7 +397,11 @@ def main(argv: list[str]) -> int:
     elif agent == "summarize":
         out.write(summarize(prompt))
     elif agent == "planner":
-        out.write(plan_reply(prompt))
+        # Written in pieces, as a model streams tokens; the bytes are those of plan_reply.
+        reply = plan_reply(prompt)
+        for start in range(0, len(reply), _PLANNER_PIECE):
+            out.write(reply[start : start + _PLANNER_PIECE])
+            out.flush()
     else:
         sys.stderr.write(f"unknown demo agent {agent!r}\n")
         return 2

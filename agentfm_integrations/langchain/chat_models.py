@@ -382,6 +382,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         end: _tasks.StreamEnd,
         files: Sequence[agentfm.FileRef],
         request: Prompted | None = None,
+        streamed: str = "",
     ) -> ChatGenerationChunk:
         # Usage and metadata go on this one chunk only: merging chunks concatenates strings
         # and adds token counts.
@@ -401,10 +402,18 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                     content="", chunk_position="last", usage_metadata=usage, response_metadata=meta
                 )
             )
-        # A prompted reply is only known once whole: its text and every tool call arrive
-        # in this one chunk.
+        # A prompted reply is only known once whole: every tool call arrives in this one
+        # chunk, with the text unless a well-formed final answer already streamed.
         content, calls, invalid, info = request.parse(text)
         meta[PROVIDER].update(info)
+        if streamed:
+            rest = tc.stream_remainder(streamed, content)
+            if rest is None:
+                # The whole-reply parse is the answer (invoke() returns it), but streamed
+                # text cannot be taken back: say so, and carry the parsed answer here.
+                meta[PROVIDER]["stream_mismatch"] = True
+                meta[PROVIDER]["final_answer"] = content
+            content = rest or ""
         if calls:
             meta["finish_reason"] = "tool_calls"
         return ChatGenerationChunk(
@@ -510,6 +519,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         self._check_prompted(request, model)
         prompt = self._task_prompt(messages, request)
         scan = StopScanner(self._stop(stop))
+        answer = _answer_stream(request)
         client = self._sync_client()
         emitted: list[str] = []
         try:
@@ -525,21 +535,20 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                 if isinstance(event, _tasks.StreamEnd):
                     end = event
                     break
-                if (text := scan.feed(event)) and request is not None:
-                    emitted.append(text)  # a prompted reply is parsed once whole
-                elif text:
+                if text := scan.feed(event):
                     emitted.append(text)
-                    chunk = self._text_chunk(text)
+                if piece := _streamable(text, request, answer):
+                    chunk = self._text_chunk(piece)
                     if run_manager is not None:
-                        run_manager.on_llm_new_token(text, chunk=chunk)
+                        run_manager.on_llm_new_token(piece, chunk=chunk)
                     yield chunk
             files = _stream_files(client.tasks, end)
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
         if tail := scan.flush():
             emitted.append(tail)
-            if request is None:
-                yield self._text_chunk(tail)
+            if piece := _streamable(tail, request, answer):
+                yield self._text_chunk(piece)
         yield self._last_chunk(
             prompt=prompt,
             text="".join(emitted),
@@ -547,6 +556,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             end=end,
             files=files,
             request=request,
+            streamed=answer.finish() if answer is not None else "",
         )
 
     async def _astream(
@@ -560,6 +570,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         await self._acheck_prompted(request, model)
         prompt = self._task_prompt(messages, request)
         scan = StopScanner(self._stop(stop))
+        answer = _answer_stream(request)
         emitted: list[str] = []
         try:
             async with self._async_client() as client:
@@ -575,21 +586,20 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
                     if isinstance(event, _tasks.StreamEnd):
                         end = event
                         break
-                    if (text := scan.feed(event)) and request is not None:
-                        emitted.append(text)  # a prompted reply is parsed once whole
-                    elif text:
+                    if text := scan.feed(event):
                         emitted.append(text)
-                        chunk = self._text_chunk(text)
+                    if piece := _streamable(text, request, answer):
+                        chunk = self._text_chunk(piece)
                         if run_manager is not None:
-                            await run_manager.on_llm_new_token(text, chunk=chunk)
+                            await run_manager.on_llm_new_token(piece, chunk=chunk)
                         yield chunk
                 files = await _astream_files(client.tasks, end)
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
         if tail := scan.flush():
             emitted.append(tail)
-            if request is None:
-                yield self._text_chunk(tail)
+            if piece := _streamable(tail, request, answer):
+                yield self._text_chunk(piece)
         yield self._last_chunk(
             prompt=prompt,
             text="".join(emitted),
@@ -597,6 +607,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             end=end,
             files=files,
             request=request,
+            streamed=answer.finish() if answer is not None else "",
         )
 
     # ---------------------------------------------------------------- scatter batch
@@ -620,6 +631,25 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             "timeout": self.timeout,
             "min_honesty": self.min_honesty,
         }
+
+
+def _answer_stream(request: Prompted | None) -> tc.FinalAnswerStream | None:
+    """The final-answer extractor of a tool-calling stream (structured output is parsed whole)."""
+    if request is None or request.schema is not None:
+        return None
+    return tc.FinalAnswerStream()
+
+
+def _streamable(
+    text: str | None, request: Prompted | None, answer: tc.FinalAnswerStream | None
+) -> str:
+    """What of ``text`` streams now: all of it without a reply contract, else only a
+    well-formed final answer's decoded text (the rest is parsed once whole)."""
+    if not text:
+        return ""
+    if request is None:
+        return text
+    return answer.feed(text) if answer is not None else ""
 
 
 def _stream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:

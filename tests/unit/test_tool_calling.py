@@ -5,6 +5,7 @@ Also the `planner` demo agent, which reads the same contract back from a prompt.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import TYPE_CHECKING
 
@@ -295,3 +296,98 @@ def test_toml_capability_and_openai_default(tmp_path: Path) -> None:
         True,
         False,
     ]
+
+
+# ------------------------------------------------------------------ streaming the final answer
+
+STREAMED = [
+    '{"final_answer": "plain words"}\n',
+    '  \n{ "final_answer" :\t"esc \\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00 ok"}',
+    '{"final_answer": "lone \\ud800 then \\ud800\\u0041 and \\udc00 end", "tool_calls": []}',
+    '{"final_answer": "\\u00e9\\ud83d\\ude00"}',
+]
+HELD = [
+    '{"tool_calls": [{"name": "magic", "arguments": {"input": 5}}]}',
+    'Sure! ```json\n{"final_answer": "x"}\n```',
+    '{"final_answer": 42}',
+    '{"answer": "x"}',
+    '{"final\\u005fanswer": "x"}',
+    "plain text, no JSON",
+]
+
+
+def _feed_split(reply: str, cuts: tuple[int, ...]) -> tuple[str, list[str]]:
+    stream = tc.FinalAnswerStream()
+    bounds = [0, *cuts, len(reply)]
+    pieces = [stream.feed(reply[a:b]) for a, b in itertools.pairwise(bounds)]
+    return stream.finish(), pieces
+
+
+@pytest.mark.parametrize("reply", STREAMED)
+def test_final_answer_streams_identically_at_every_split(reply: str) -> None:
+    expected = json.loads(reply)["final_answer"]
+    n = len(reply)
+    for i in range(n + 1):
+        for j in range(i, n + 1):
+            whole, pieces = _feed_split(reply, (i, j))
+            assert "".join(pieces) == whole == expected, (i, j)
+    # One character at a time, and every prefix released is a prefix of the answer.
+    stream, seen = tc.FinalAnswerStream(), ""
+    for char in reply:
+        seen += stream.feed(char)
+        assert expected.startswith(seen)
+    assert seen == expected
+    # The answer is released before the reply ends (that is the point of streaming).
+    closing = reply.rindex('"', 0, reply.rindex("}"))
+    assert tc.FinalAnswerStream().feed(reply[:closing]) == expected
+
+
+@pytest.mark.parametrize("reply", HELD)
+def test_other_replies_release_nothing_at_any_split(reply: str) -> None:
+    for i in range(len(reply) + 1):
+        whole, pieces = _feed_split(reply, (i,))
+        assert whole == "", i
+        assert not any(pieces), i
+
+
+@pytest.mark.parametrize(
+    ("reply", "released"),
+    [
+        ('{"final_answer": "ab\\x cd"}', "ab"),  # invalid escape
+        ('{"final_answer": "ab\ncd"}', "ab"),  # raw control character
+        ('{"final_answer": "ab\\u00zz"}', "ab"),  # bad hex
+        ('{"final_answer": "ab\\u00', "ab"),  # truncated escape
+    ],
+)
+def test_malformed_string_stops_where_it_breaks(reply: str, released: str) -> None:
+    for i in range(len(reply) + 1):
+        whole, _ = _feed_split(reply, (i,))
+        assert whole == released, i
+
+
+def test_stream_remainder_joins_or_reports() -> None:
+    assert tc.stream_remainder("", "abc") == "abc"
+    assert tc.stream_remainder("ab", "abc") == "c"
+    assert tc.stream_remainder("abc", "abc") == ""
+    assert tc.stream_remainder("a", "b") is None  # e.g. a duplicated final_answer key
+
+
+def test_planner_writes_its_reply_in_pieces_with_the_same_bytes() -> None:
+    import subprocess
+    import sys
+
+    from agentfm.mesh import demo_agents
+
+    tools = [{"name": "magic", "parameters": {"type": "object"}}]
+    prompt = (
+        f"system: <tools>{json.dumps(tools)}</tools><tool_choice>none</tool_choice>\n"
+        f"user: {'word ' * 300}"
+    )
+    out = subprocess.run(
+        [sys.executable, demo_agents.__file__, "planner", prompt],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == plan_reply(prompt)
+    assert len(out) > 2 * demo_agents._PLANNER_PIECE

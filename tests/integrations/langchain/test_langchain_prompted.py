@@ -342,3 +342,135 @@ async def test_one_async_client_per_model_and_loop(
     await llm.abatch(["four", "five"])
     assert len(built) == 1  # every async call on this loop shared one client (one pool)
     await llm.aclose()
+
+
+# ------------------------------------------------------------------ streaming the final answer
+
+# Longer than one 64 KiB read (the mesh's pipe reads and the client's socket reads), so
+# the reply reaches the client in at least two pieces however the machine schedules.
+LONG_REQUEST = "please just answer this " * 4000
+
+
+def _joined(chunks: list[Any]) -> AIMessageChunk:
+    full = chunks[0]
+    for c in chunks[1:]:
+        full = full + c
+    assert isinstance(full, AIMessageChunk)
+    return full
+
+
+def _check_streamed_answer(chunks: list[Any], invoked: AIMessage) -> None:
+    texts = [c for c in chunks if c.content]
+    assert len(texts) > 1  # the final answer streamed, not one chunk at the end
+    full = _joined(chunks)
+    assert full.content == invoked.content
+    assert str(full.content).startswith("No tool is needed for this.")
+    assert not full.tool_calls
+    assert not full.invalid_tool_calls
+    assert sum(1 for c in chunks if c.usage_metadata) == 1
+    assert chunks[-1].chunk_position == "last"
+    meta = full.response_metadata["agentfm"]
+    assert meta["prompted"] is True
+    assert meta["reply_format"] == "json"
+    assert "stream_mismatch" not in meta
+
+
+def test_stream_final_answer_streams_and_joins_to_invoke(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    class Tokens(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tokens: list[str] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.tokens.append(token)
+
+    seen = Tokens()
+    llm = _planner(demo_mesh, tmp_path, callbacks=[seen]).bind_tools([magic])
+    chunks = list(llm.stream(LONG_REQUEST))
+    _check_streamed_answer(chunks, llm.invoke(LONG_REQUEST))
+    # Each streamed piece went to the callbacks as a token (the last chunk's rest does not).
+    assert "".join(seen.tokens) == "".join(str(c.content) for c in chunks[:-1])
+    assert len(seen.tokens) > 1
+
+
+async def test_astream_final_answer_streams_and_joins_to_invoke(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    llm = _planner(demo_mesh, tmp_path).bind_tools([magic])
+    chunks = [c async for c in llm.astream(LONG_REQUEST)]
+    _check_streamed_answer(chunks, await llm.ainvoke(LONG_REQUEST))
+
+
+async def test_astream_delivers_tool_calls_whole_in_one_chunk(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    llm = _planner(demo_mesh, tmp_path).bind_tools([magic])
+    chunks = [c async for c in llm.astream("What is magic(5)?")]
+    with_calls = [c for c in chunks if c.tool_call_chunks]
+    assert len(with_calls) == 1
+    assert with_calls[0] is chunks[-1]
+    assert not any(c.content for c in chunks)  # the JSON of a call never leaks as text
+    assert [c["args"] for c in _joined(chunks).tool_calls] == [{"input": 5}]
+
+
+def test_stream_of_a_prose_wrapped_answer_is_parsed_whole(
+    demo_mesh: EmbeddedMesh, tmp_path: Path
+) -> None:
+    llm = _planner(demo_mesh, tmp_path).bind_tools([magic])
+    request = "Say hi [planner:prose]"
+    chunks = list(llm.stream(request))
+    assert [bool(c.content) for c in chunks] == [True]  # held back, then given once
+    assert chunks[0].content == llm.invoke(request).content
+    assert chunks[0].response_metadata["agentfm"]["reply_format"] == "fenced"
+
+
+def _last_chunk_after(reply: str) -> tuple[str, AIMessageChunk]:
+    """Feed a reply through the extractor and build the last chunk as `_stream` does."""
+    from agentfm_integrations import _tool_calling as tc
+    from agentfm_integrations._tasks import StreamEnd
+    from agentfm_integrations.langchain._prompted import Prompted
+
+    request = Prompted.from_kwargs({"tools": [magic]})
+    assert request is not None
+    answer = tc.FinalAnswerStream()
+    streamed = answer.feed(reply)
+    last = ChatAgentFM._last_chunk(
+        prompt="p",
+        text=reply,
+        model="planner",
+        end=StreamEnd("peer", "task", files_incoming=False),
+        files=[],
+        request=request,
+        streamed=answer.finish(),
+    ).message
+    assert isinstance(last, AIMessageChunk)
+    return streamed, last
+
+
+@pytest.mark.parametrize(
+    ("reply", "streamed", "rest"),
+    [
+        ('{"final_answer": "all of it"}', "all of it", ""),
+        ('{"final_answer": "ab\ncd"}', "ab", "\ncd"),  # raw newline: repaired at the end
+        (
+            '{"final_answer": "note", "tool_calls": [{"name": "magic", "arguments": {}}]}',
+            "note",
+            "",
+        ),
+    ],
+)
+def test_last_chunk_adds_only_what_did_not_stream(reply: str, streamed: str, rest: str) -> None:
+    sent, last = _last_chunk_after(reply)
+    assert (sent, last.content) == (streamed, rest)
+    assert "stream_mismatch" not in last.response_metadata["agentfm"]
+
+
+def test_last_chunk_reports_a_stream_that_the_parse_contradicts() -> None:
+    # json.loads keeps the last duplicate key; the first one had already streamed.
+    sent, last = _last_chunk_after('{"final_answer": "a", "final_answer": "b"}')
+    assert sent == "a"
+    assert last.content == ""
+    meta = last.response_metadata["agentfm"]
+    assert meta["stream_mismatch"] is True
+    assert meta["final_answer"] == "b"
