@@ -27,7 +27,9 @@ async def _by_name_calls(client: Any) -> list[type[Warning]]:
         assert await collect(stream)
         text = await call(client.openai.completions.create, model="summarizer", prompt="p q r")
         assert text.choices
-    return [w.category for w in caught]
+    # A ResourceWarning here is the garbage collector finalising some earlier test's object at
+    # a moment it chose; it says nothing about these calls, so only it is left out.
+    return [w.category for w in caught if not issubclass(w.category, ResourceWarning)]
 
 
 async def test_default_still_warns_once_per_model(any_client: Any) -> None:
