@@ -228,7 +228,6 @@ def test_cli_run_exits_1(
 async def test_langchain_raises_with_the_typed_cause(
     failing_mesh: EmbeddedMesh, kind: str, tmp_path: Path
 ) -> None:
-    pytest.importorskip("langchain_core")
     from langchain_core.exceptions import LangChainException
 
     from agentfm_integrations.langchain import AgentFMLLM, ChatAgentFM
@@ -256,7 +255,6 @@ async def test_langchain_raises_with_the_typed_cause(
 async def test_llama_index_raises_the_typed_failure(
     failing_mesh: EmbeddedMesh, kind: str, tmp_path: Path
 ) -> None:
-    pytest.importorskip("llama_index.core")
     from agentfm_integrations.llama_index import AgentFM
 
     llm = AgentFM(

@@ -176,7 +176,8 @@ def test_half_sent_heads_are_closed_after_the_head_timeout() -> None:
 
 
 def test_the_soft_open_files_limit_is_raised_like_go() -> None:
-    resource = pytest.importorskip("resource")
+    import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     lowered = min(soft, 1024, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
@@ -221,7 +222,6 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="needs POSIX process groups")
 def test_subprocess_agents_die_when_the_mesh_is_sigkilled(tmp_path: Path) -> None:
     import os
     import signal
