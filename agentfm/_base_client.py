@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import httpx
 import tenacity
 
+from agentfm._backoff import exponential
 from agentfm._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -50,6 +50,7 @@ from agentfm.exceptions import (
 )
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Awaitable, Callable, Mapping
 
 __all__ = [
@@ -437,9 +438,9 @@ class RetryPolicy:
         self, attempt: int, exc: BaseException | None, rng: random.Random | None = None
     ) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
-        backoff = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        uniform = rng.uniform if rng is not None else random.uniform
-        backoff += uniform(0, self.jitter)
+        backoff = exponential(
+            attempt - 1, base=self.backoff_base, cap=self.backoff_max, jitter=self.jitter, rng=rng
+        )
         retry_after = exc.retry_after if isinstance(exc, AgentFMError) else None
         return float(max(backoff, retry_after or 0.0))
 

@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from agentfm._backoff import exponential
 from agentfm._constants import WORKER_REJECTION_PREFIX
 from agentfm._scatter import is_redispatchable
 from agentfm.exceptions import AgentFMError, NoWorkerForModelError, WorkerRejectedError
@@ -75,7 +76,7 @@ class PeerPlan:
             if self._round >= self._budget:
                 return None
             self._line, self._refused = self._refused, []
-            delay = min(1.0, 0.05 * 2**self._round)
+            delay = exponential(self._round, base=0.05, cap=1.0)
         if not self._line or self._failures >= self._budget:
             return None
         peer = self._line.pop(0)

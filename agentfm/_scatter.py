@@ -61,6 +61,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentfm._backoff import exponential
 from agentfm.exceptions import (
     AgentFMError,
     AgentFMTimeoutError,
@@ -548,7 +549,7 @@ class ScatterScheduler:
             peer.probing = True
         delay = 0.0
         if retried_peer:
-            delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2 ** max(0, item.attempts - 2))
+            delay = exponential(item.attempts - 2, base=_BACKOFF_BASE, cap=_BACKOFF_MAX)
         dispatch = Dispatch(item.index, item.prompt, peer.peer_id, item.attempts, delay, hedge)
         self._in_flight[(item.index, item.attempts)] = _Attempt(dispatch, item, peer, now + delay)
         return dispatch
