@@ -129,8 +129,10 @@ def chat_openai(name: str, python: str, url: str) -> Callable[[list[str], int], 
             env=env,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"{name} ({python}) failed: {done.stderr.strip()[-2000:]}")
         data = json.loads(done.stdout.splitlines()[-1])
         kinds = Counter(data["failure_kinds"])
         if data["wrong"] + data["lost"] + data["duplicated"]:
