@@ -3,7 +3,9 @@
 ``bench_scatter.py`` starts this script once per (workload, client) with a JSON spec as its
 only argument, and reads one JSON line of measurements back. A fresh process per run gives
 each client its own CPU and peak-RSS figures. The module imports only the standard library
-at the top, because the 0.3.0 SDK runs it from its own venv, where ``agentfm`` is the seed.
+at the top, because the benchmark's own venvs run it too (``_venvs.py``): the 0.3.0 SDK's,
+where ``agentfm`` is the seed, and the newest openai/langchain-openai's, with no ``agentfm``.
+``bench_langchain.py`` runs it as well, for ``ChatOpenAI`` from that venv.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import resource
 import sys
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
-    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.language_models import BaseChatModel, LanguageModelInput
 
 Outcome = tuple[int, bool, str, float]  # (index, succeeded, text, item latency)
 
@@ -55,6 +58,7 @@ class Tally:
         self.seen = bytearray(n)
         self.ok = self.failed = self.wrong = self.duplicated = 0
         self.latencies = array("d")
+        self.failures: Counter[str] = Counter()  # exception type name -> items
 
     def add(self, index: int, succeeded: bool, text: str, latency: float) -> None:
         if self.seen[index]:
@@ -62,6 +66,7 @@ class Tally:
         self.seen[index] = 1
         if not succeeded:
             self.failed += 1
+            self.failures[text.split("(", 1)[0]] += 1  # a failure's text is repr(exception)
         elif text.strip() != expected(index):
             self.wrong += 1  # a partial output or a rejection line counted as success
         else:
@@ -165,6 +170,19 @@ def _langchain(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
     from pydantic import SecretStr
 
     llm = ChatOpenAI(model=spec["engine"], base_url=spec["url"] + "/v1", api_key=SecretStr("bench"))
+    return _chat_batch(llm, spec, prompts)
+
+
+def _chat_agentfm(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """Our LangChain integration: ``ChatAgentFM.batch`` routed by the group's engine."""
+    from agentfm_integrations.langchain import ChatAgentFM
+
+    llm = ChatAgentFM(model=spec["engine"], gateway_url=spec["url"], api_key=None)
+    return _chat_batch(llm, spec, prompts)
+
+
+def _chat_batch(llm: BaseChatModel, spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """One ``batch`` call with ``max_concurrency`` = capacity, as LangChain users write it."""
     inputs: list[LanguageModelInput] = list(prompts)
     keep = bool(spec.get("options", {}).get("return_exceptions", False))
     try:
@@ -246,6 +264,7 @@ PRELOAD = {
     "openai": ("uvloop", "openai"),
     "raw": ("uvloop",),
     "langchain": ("langchain_openai",),
+    "chat-agentfm": ("agentfm", "agentfm_integrations.langchain"),
 }
 
 RUNNERS: dict[str, Runner] = {
@@ -255,6 +274,7 @@ RUNNERS: dict[str, Runner] = {
     "openai": listed(_openai),
     "raw": listed(_raw),
     "langchain": listed(_langchain),
+    "chat-agentfm": listed(_chat_agentfm),
 }
 
 
@@ -264,6 +284,10 @@ def main() -> None:
     runner = RUNNERS[spec["client"]]
     for module in PRELOAD[spec["client"]]:
         importlib.import_module(module)
+    if warm := spec.get("warmup", 0):
+        # A throw-away batch first: lazy imports and first-call set-up stay off the clock,
+        # for callers that compare against clients warmed in their own process.
+        runner({**spec, "items": warm}, Tally(warm))
     tally = Tally(spec["items"])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu0 = time.process_time()
@@ -281,6 +305,7 @@ def main() -> None:
                 "wrong": tally.wrong,
                 "lost": spec["items"] - sum(tally.seen),
                 "duplicated": tally.duplicated,
+                "failure_kinds": dict(tally.failures),
                 "p50": tally.percentile(0.50),
                 "p99": tally.percentile(0.99),
                 "rss_mb_before": rss_before / 1024,

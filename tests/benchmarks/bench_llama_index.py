@@ -5,18 +5,26 @@
 3. the same `run_jobs` of `OpenAILike.acomplete` pointed at the mesh's `/v1`.
 
 All three keep at most `--concurrency` calls in flight, which matches the mesh's capacity.
-Prints wall time per way and ratios against the scatter. Not a test: nothing is asserted.
+Prints the versions used, wall time per way and ratios against the scatter. Not a test:
+nothing is asserted.
+
+`OpenAILike` runs in this (dev) venv, on purpose: its llama-index-llms-openai pins
+`openai<3`, so the newest openai it resolves to is the newest 2.x, which the dev extra
+installs; the benchmark venv's openai 3.x (`_venvs.py`) cannot load it.
 
 Run: `.venv/bin/python tests/benchmarks/bench_llama_index.py [--prompts 200] [--work-ms 50]`
+(`--quick`: 64 prompts)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from _venvs import versions
 from llama_index.core.async_utils import run_jobs
 from llama_index.llms.openai_like import OpenAILike
 
@@ -25,6 +33,14 @@ from agentfm_integrations.llama_index import AgentFM
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+SHOWS = (
+    "llama-index-core",
+    "llama-index-llms-openai-like",
+    "llama-index-llms-openai",
+    "openai",
+    "httpx",
+)
 
 
 def _mesh(workers: int, slots: int, work_s: float) -> EmbeddedMesh:
@@ -104,5 +120,9 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--work-ms", type=float, default=50.0)
+    parser.add_argument("--quick", action="store_true", help="64 prompts: a sanity run")
     args = parser.parse_args()
+    if args.quick:
+        args.prompts = 64
+    print(versions(sys.executable, SHOWS))
     asyncio.run(main(args.prompts, args.workers, args.slots, args.work_ms))

@@ -1,19 +1,28 @@
 """Benchmark scatter against the clients people would use instead, through one embedded mesh.
 
-Run: ``.venv/bin/python tests/benchmarks/bench_scatter.py [--quick]`` (``--help`` for filters)
+Run: ``.venv/bin/python tests/benchmarks/bench_scatter.py [--quick]`` (``--help`` for filters).
+The first run builds the benchmark's own venvs (``_venvs.py``, about half a minute).
 
 The mesh (``_scatter_mesh.py``) runs in its own process with one worker group per workload;
 each (workload, client) pair runs in a fresh process (``_scatter_runner.py``) so its CPU
 time and peak RSS are its own. The mesh's CPU per task is read from ``/proc/<pid>/stat``.
 Clients compared, all with the same concurrency (the group's total ``max_tasks``):
 
-* ``agentfm-async`` / ``agentfm-sync``: this SDK's ``tasks.scatter_iter``;
-* ``seed``: agentfm-sdk 0.3.0's ``tasks.scatter``, installed from PyPI into its own venv
-  (``~/.cache/agentfm-bench/seed-venv``, created on first use) since its import name clashes;
-* ``openai``: the official ``AsyncOpenAI`` client with an ``asyncio.Semaphore`` on ``/v1``;
-* ``langchain``: ``ChatOpenAI.batch`` on ``/v1`` (default, and with ``return_exceptions``).
+* ``agentfm async`` / ``agentfm sync``: this SDK's ``tasks.scatter_iter``;
+* ``ChatAgentFM.batch``: this repository's LangChain integration on the same mesh (default
+  options, ``max_concurrency`` = capacity);
+* ``seed 0.3.0``: agentfm-sdk 0.3.0's ``tasks.scatter``, from its own venv (its import name
+  clashes with this repository's);
+* ``openai3+semaphore``: the newest ``AsyncOpenAI`` (openai 3.x on httpx2, from the
+  ``openai3-venv``) with an ``asyncio.Semaphore`` on ``/v1``; ``openai2+semaphore`` is the
+  same code on the dev venv's openai 2.x (httpx 0.28), on W1/W1b only, to show the change;
+* ``langchain batch``: ``ChatOpenAI.batch`` on ``/v1`` from the ``openai3-venv`` (default,
+  and with ``return_exceptions``);
+* ``raw floor``: keep-alive raw HTTP/1.1 with no parsing or error handling.
 
-Figures are printed (and optionally saved as JSON), never asserted.
+The output starts with the versions used, then the results table, then the ratios of client
+CPU per task taken in this one run. Figures are printed (and optionally saved as JSON),
+never asserted.
 """
 
 from __future__ import annotations
@@ -30,11 +39,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _venvs import MAIN_SHOWS, OPENAI3, SEED, BenchVenv, ensure, versions
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SEED_VENV = Path.home() / ".cache" / "agentfm-bench" / "seed-venv"
-SEED_VERSION = "0.3.0"
 SLOTS_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class Client:
+    """One row's client: its label, its ``_scatter_runner`` entry, options and interpreter."""
+
+    label: str
+    runner: str
+    options: dict[str, Any] = field(default_factory=dict)
+    venv: BenchVenv | None = None  # None: the interpreter running this benchmark
 
 
 @dataclass(frozen=True)
@@ -47,7 +66,7 @@ class Workload:
     quick_items: int
     workers: int
     latency: float
-    clients: tuple[tuple[str, str, dict[str, Any]], ...]
+    clients: tuple[Client, ...]
     baseline: str | None = None  # workload whose same-client run is the ratio's denominator
     note: str = ""
 
@@ -63,24 +82,27 @@ class Workload:
         return math.ceil(items / self.concurrency) * self.latency
 
 
-ALTERNATIVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("agentfm async", "agentfm-async", {}),
-    ("agentfm sync", "agentfm-sync", {}),
-    ("seed 0.3.0", "seed", {}),
-    ("openai+semaphore", "openai", {}),
-    ("langchain batch", "langchain", {}),
+ASYNC = Client("agentfm async", "agentfm-async")
+SYNC = Client("agentfm sync", "agentfm-sync")
+CHAT_AGENTFM = Client("ChatAgentFM.batch", "chat-agentfm")
+OPENAI = Client("openai3+semaphore", "openai", venv=OPENAI3)
+RAW = Client("raw floor (no failover)", "raw")
+ALTERNATIVES = (
+    ASYNC,
+    SYNC,
+    CHAT_AGENTFM,
+    Client("seed 0.3.0", "seed", venv=SEED),
+    OPENAI,
+    Client("langchain batch", "langchain", venv=OPENAI3),
 )
+# The dev venv's openai 2.x, where the healthy runs show what moving to 3.x changes.
+WITH_FLOOR = (*ALTERNATIVES, Client("openai2+semaphore", "openai"), RAW)
 # A variant's fault-free run is its plain client's.
 BASE_LABEL = {"langchain return_exceptions": "langchain batch"}
-RAW_FLOOR: tuple[str, str, dict[str, Any]] = ("raw floor (no failover)", "raw", {})
 
 WORKLOADS = (
-    Workload(
-        "W1", "w1", 2000, 500, 16, 0.020, (*ALTERNATIVES, RAW_FLOOR), note="20 ms tasks, 16x4"
-    ),
-    Workload(
-        "W1b", "w1b", 2000, 640, 16, 0.200, (*ALTERNATIVES, RAW_FLOOR), note="200 ms tasks, 16x4"
-    ),
+    Workload("W1", "w1", 2000, 500, 16, 0.020, WITH_FLOOR, note="20 ms tasks, 16x4"),
+    Workload("W1b", "w1b", 2000, 640, 16, 0.200, WITH_FLOOR, note="200 ms tasks, 16x4"),
     Workload("W2", "w2", 2000, 640, 16, 0.200, ALTERNATIVES, "W1b", "4 of 16 workers 5x slower"),
     Workload("W3ok", "w3ok", 1000, 320, 8, 0.200, ALTERNATIVES, note="8x4, fault-free"),
     Workload(
@@ -90,7 +112,12 @@ WORKLOADS = (
         320,
         8,
         0.200,
-        (*ALTERNATIVES, ("langchain return_exceptions", "langchain", {"return_exceptions": True})),
+        (
+            *ALTERNATIVES,
+            Client(
+                "langchain return_exceptions", "langchain", {"return_exceptions": True}, OPENAI3
+            ),
+        ),
         "W3ok",
         "8x4, 1 peer breaks every stream",
     ),
@@ -102,10 +129,10 @@ WORKLOADS = (
         16,
         0.200,
         (
-            ("agentfm async", "agentfm-async", {}),
-            ("agentfm async hedge", "agentfm-async", {"hedge": True}),
-            ("agentfm sync hedge", "agentfm-sync", {"hedge": True}),
-            ("openai+semaphore", "openai", {}),
+            ASYNC,
+            Client("agentfm async hedge", "agentfm-async", {"hedge": True}),
+            Client("agentfm sync hedge", "agentfm-sync", {"hedge": True}),
+            OPENAI,
         ),
         note="1% of attempts 20x longer",
     ),
@@ -116,7 +143,7 @@ WORKLOADS = (
         1_000,
         16,
         0.0,
-        (("agentfm async", "agentfm-async", {}), ("agentfm sync", "agentfm-sync", {})),
+        (ASYNC, SYNC),
         note="tiny prompts, instant agents (memory reference)",
     ),
     Workload(
@@ -126,7 +153,7 @@ WORKLOADS = (
         10_000,
         16,
         0.0,
-        (("agentfm async", "agentfm-async", {}), ("agentfm sync", "agentfm-sync", {})),
+        (ASYNC, SYNC),
         note="tiny prompts, instant agents",
     ),
 )
@@ -140,20 +167,6 @@ class Row:
     label: str
     items: int
     data: dict[str, Any] = field(default_factory=dict)
-
-
-def ensure_seed_venv() -> Path:
-    """The seed SDK's interpreter, creating its venv from PyPI on first use."""
-    python = SEED_VENV / "bin" / "python"
-    probe = [str(python), "-P", "-c", "import agentfm, sys; sys.exit(0)"]
-    if python.exists() and subprocess.run(probe, cwd="/", check=False).returncode == 0:
-        return python
-    SEED_VENV.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["python3", "-m", "venv", str(SEED_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"agentfm-sdk=={SEED_VERSION}"], check=True
-    )
-    return python
 
 
 def cpu_seconds(pid: int) -> float:
@@ -188,13 +201,15 @@ def start_mesh(sdk_root: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
 
 
 def run_one(
-    python: str, spec: dict[str, Any], mesh_pid: int, timeout: float, sdk_root: Path
+    client: Client, spec: dict[str, Any], mesh_pid: int, timeout: float, sdk_root: Path
 ) -> dict[str, Any]:
     """Run one client in a fresh process; add the mesh's CPU for the run."""
-    seed = spec["client"] == "seed"
-    cwd = Path("/") if seed else ROOT
+    # A venv's client runs outside the checkout, so this repository's ``agentfm`` stays
+    # out of its imports; ours get ``sdk_root`` first on the path.
+    python = str(client.venv.python) if client.venv else sys.executable
+    cwd = Path("/") if client.venv else ROOT
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AGENTFM_API_KEY")}
-    if not seed:
+    if client.venv is None:
         env["PYTHONPATH"] = str(sdk_root)
     cpu0 = cpu_seconds(mesh_pid)
     runs0 = tasks_run(spec["url"])
@@ -276,6 +291,55 @@ def render(rows: list[Row], workloads: dict[str, Workload]) -> str:
     return "\n".join(lines)
 
 
+def render_ratios(rows: list[Row]) -> str:
+    """Client CPU per task against the raw floor and against our async scatter, this run.
+
+    Taken from one run so machine load moves numerator and denominator alike. The two
+    ratios issue #16 aims at are printed under the table.
+    """
+    measured = [r for r in rows if "error" not in r.data]
+    cpu = {(r.workload, r.label): r.data["cpu"] / r.items * 1000 for r in measured}
+    wall = {(r.workload, r.label): r.data["wall"] for r in measured}
+
+    def ratio(table: dict[tuple[str, str], float], row: Row, label: str) -> float | None:
+        base = table.get((row.workload, label))
+        return table[(row.workload, row.label)] / base if base else None
+
+    lines = [
+        "| workload | client | client CPU ms/task | CPU vs raw floor | CPU vs agentfm async"
+        " | wall vs agentfm async |",
+        "|" + "---|" * 6,
+    ]
+    for r in measured:
+        lines.append(
+            f"| {r.workload} | {r.label} | {cpu[(r.workload, r.label)]:.3f}"
+            f" | {fmt(ratio(cpu, r, RAW.label), '.2f', 'x')}"
+            f" | {fmt(ratio(cpu, r, ASYNC.label), '.2f', 'x')}"
+            f" | {fmt(ratio(wall, r, ASYNC.label), '.2f', 'x')} |"
+        )
+    for label, base, aim in ((ASYNC.label, RAW.label, 1.25), (CHAT_AGENTFM.label, ASYNC.label, 2)):
+        found = [
+            f"{r.workload} {fmt(ratio(cpu, r, base), '.2f', 'x')}"
+            for r in measured
+            if r.label == label and (r.workload, base) in cpu
+        ]
+        if found:
+            lines.append(
+                f"\n{label} client CPU / {base} (issue #16 aims at <= {aim}x): " + ", ".join(found)
+            )
+    return "\n".join(lines)
+
+
+def versions_used(venvs: set[BenchVenv]) -> str:
+    """The interpreter and the alternatives' versions, per venv that ran a row."""
+    lines = [
+        f"python {sys.version.split()[0]} ({sys.executable}): "
+        f"{versions(sys.executable, MAIN_SHOWS)}"
+    ]
+    lines += [f"{v.path}: {versions(v.python, v.shows)}" for v in sorted(venvs, key=str)]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller batches, a sanity run")
@@ -290,48 +354,48 @@ def main() -> None:
     if args.only:
         chosen = set(args.only.split(","))
     labels = set(args.clients.split(",")) if args.clients else None
-    wants_seed = any(
-        client == "seed" and (labels is None or label in labels)
+    plan = [
+        (w, c)
         for w in WORKLOADS
         if w.name in chosen
-        for label, client, _ in w.clients
-    )
-    seed_python = str(ensure_seed_venv()) if wants_seed else sys.executable
+        for c in w.clients
+        if labels is None or c.label in labels
+    ]
+    venvs = {c.venv for _, c in plan if c.venv is not None}
+    for venv in sorted(venvs, key=str):
+        ensure(venv)
+    header = versions_used(venvs)
+    print(header, file=sys.stderr)
     mesh, info = start_mesh(args.sdk_root)
     rows: list[Row] = []
     started = time.perf_counter()
     try:
-        for w in WORKLOADS:
-            if w.name not in chosen:
-                continue
-            peers = [p["peer_id"] for p in info["groups"][w.engine]]
+        for w, client in plan:
             items = w.size(args.quick)
-            for label, client, options in w.clients:
-                if labels is not None and label not in labels:
-                    continue
-                spec = {
-                    "client": client,
-                    "url": info["url"],
-                    "engine": w.engine,
-                    "peers": peers,
-                    "items": items,
-                    "concurrency": w.concurrency,
-                    "options": options,
-                }
-                python = seed_python if client == "seed" else sys.executable
-                data = run_one(python, spec, mesh.pid, 300, args.sdk_root)
-                rows.append(Row(w.name, label, items, data))
-                summary = {k: v for k, v in data.items() if k not in ("rss_mb_before",)}
-                print(f"{w.name:10} {label:28} {json.dumps(summary)}", file=sys.stderr)
+            spec = {
+                "client": client.runner,
+                "url": info["url"],
+                "engine": w.engine,
+                "peers": [p["peer_id"] for p in info["groups"][w.engine]],
+                "items": items,
+                "concurrency": w.concurrency,
+                "options": client.options,
+            }
+            data = run_one(client, spec, mesh.pid, 300, args.sdk_root)
+            rows.append(Row(w.name, client.label, items, data))
+            summary = {k: v for k, v in data.items() if k not in ("rss_mb_before",)}
+            print(f"{w.name:10} {client.label:28} {json.dumps(summary)}", file=sys.stderr)
     finally:
         assert mesh.stdin is not None
         mesh.stdin.close()
         mesh.wait(30)
     print(
-        f"\n{os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
-        f"total {time.perf_counter() - started:.0f} s, quick={args.quick}\n"
+        f"\n{os.cpu_count()} CPUs, total {time.perf_counter() - started:.0f} s, "
+        f"quick={args.quick}\n{header}\n"
     )
     print(render(rows, {w.name: w for w in WORKLOADS}))
+    print("\nRatios from this run:\n")
+    print(render_ratios(rows))
     if args.json is not None:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
 
