@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 from concurrent.futures import Future
@@ -547,10 +546,3 @@ class EmbeddedMesh:
     def __repr__(self) -> str:
         where = self._url or "not started"
         return f"EmbeddedMesh({where}, workers={len(self.workers) or len(self._configs)})"
-
-
-def python_agent_argv(agent: str) -> list[str]:
-    """argv that runs one of the stdlib-only demo agents in a fresh interpreter quickly."""
-    from agentfm.mesh import demo_agents
-
-    return [sys.executable, "-S", demo_agents.__file__ or "demo_agents.py", agent]
