@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from agentfm._entries import parse_peer_id
 from agentfm.mesh._gojson import GoJSONError, decode_object, fields
 from agentfm.mesh._http import ClientGone, Headers, Receive, Scope, Send, respond
-from agentfm.mesh._ledger import COMMENT, MAX_COMMENT_BYTES, Entry, parse_cid
+from agentfm.mesh._ledger_entry import MAX_COMMENT_BYTES, Entry, parse_cid
 from agentfm.mesh._peer_wire import check_get, error, json_response, ledger_or_503, subject_of
 
 if TYPE_CHECKING:
@@ -228,19 +228,7 @@ async def caller_comment(
     except OSError as exc:
         await error(send, 400, "store_body", f"store comment body: {exc}", extra)
         return
-    draft = Entry(
-        idx=0,
-        kind=COMMENT,
-        rater=rater,
-        subject=subject,
-        timestamp_ns=stamp,
-        prev_hash=b"",
-        signature=b"",
-        inserted_at_ns=0,
-        text_cid=cid,
-        language=language,
-        attached=attached,
-    )
+    draft = Entry.draft_comment(rater, subject, cid, language, attached, stamp)
     try:
         signature = base64.b64decode(signature_text, validate=True)
         if len(signature) != 64:

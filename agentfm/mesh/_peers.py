@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 from agentfm._entries import parse_peer_id
 from agentfm.mesh._gojson import gofloat
 from agentfm.mesh._http import JSON_TYPE, Headers, Receive, Scope, Send, respond
-from agentfm.mesh._ledger import (
+from agentfm.mesh._ledger import CommentStore, Ledger
+from agentfm.mesh._ledger_entry import (
     COMMENT,
     KIND_NAMES,
     MAX_COMMENT_BYTES,
     RATING,
-    CommentStore,
     Entry,
-    Ledger,
     peer_id_text,
 )
 from agentfm.mesh._peer_comments import caller_comment, comment_body, self_comment
