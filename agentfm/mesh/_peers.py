@@ -214,23 +214,12 @@ async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, m
     body["online"] = worker is not None
     if worker is not None:
         body["last_seen"] = local_time(int(worker.last_seen * 1e9))
-    score, marked, allowed = rep.trust_fields(peer_id)
-    body["honesty_score"] = gofloat(score)
-    body["is_equivocator"] = marked
-    body["dispatch_allowed"] = allowed
-    if marked:
-        body["dispatch_refuse_reason"] = "peer_is_equivocator"
+    apply_trust(state, body)
     body["entries_count"] = len(entries)
     if entries:
         body["last_entry_at"] = local_time(entries[0].inserted_at_ns)
     if worker is not None:
-        for key, value in (
-            ("advertised_image_ref", worker.config.image_ref),
-            ("advertised_image_digest", worker.config.image_digest),
-            ("advertised_capability", worker.capability),
-        ):
-            if value:
-                body[key] = value
+        body.update(worker.tags("advertised_"))
     raters = {e.rater for e in entries}
     verified = sum(1 for r in raters if rep.rater_status(peer_id_text(r)) == "verified")
     body["rater_summary"] = {
@@ -267,13 +256,7 @@ async def _reputation(
     body["is_equivocator"] = marked
     worker = live(state, peer_id)
     if worker is not None:
-        for key, value in (
-            ("agent_image_ref", worker.config.image_ref),
-            ("agent_image_digest", worker.config.image_digest),
-            ("agent_capability", worker.capability),
-        ):
-            if value:
-                body[key] = value
+        body.update(worker.tags("agent_"))
     await json_response(send, 200, body, extra)
 
 

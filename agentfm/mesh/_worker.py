@@ -164,17 +164,22 @@ class Worker:
             ("gpu_total_gb", gofloat(cfg.gpu_total_gb if cfg.has_gpu else 0.0)),
             ("gpu_usage_pct", gofloat(self._gpu_usage_pct())),
         )
+        trust = (("honesty_score", 0), ("is_equivocator", False), ("dispatch_allowed", True))
+        return [
+            *((prefix + key, value) for key, value in gpu),
+            *self.tags(tag_prefix),
+            *((prefix + key, value) for key, value in trust),
+        ]
+
+    def tags(self, prefix: str) -> list[tuple[str, str]]:
+        """The non-empty image and capability tags, named ``prefix`` + field."""
+        cfg = self.config
         tags = (
             ("image_ref", cfg.image_ref),
             ("image_digest", cfg.image_digest),
             ("capability", self.capability),
         )
-        trust = (("honesty_score", 0), ("is_equivocator", False), ("dispatch_allowed", True))
-        return [
-            *((prefix + key, value) for key, value in gpu),
-            *((tag_prefix + key, value) for key, value in tags if value),
-            *((prefix + key, value) for key, value in trust),
-        ]
+        return [(prefix + key, value) for key, value in tags if value]
 
     def profile(self, cpu: float, ram: float) -> dict[str, Any]:
         """The ``/api/workers`` entry, in the gateway's field order."""
