@@ -44,26 +44,24 @@ class ClientGone(Exception):
     """The client disconnected before the request body was read."""
 
 
-async def read_body(receive: Receive) -> bytes:
-    """Read the request body through the gateway's 1 MiB limit (the rest is never read)."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientGone
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body[:MAX_BODY]
-    chunks = [body]
-    size = len(body)
-    while size < MAX_BODY:
+async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
+    """Read the request body up to ``limit`` bytes (the gateway's 1 MiB; the rest is never
+    read).
+
+    Raises:
+        ClientGone: the client disconnected first.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)[:MAX_BODY]
+        if size >= limit or not message.get("more_body", False):
+            return b"".join(chunks)[:limit]
 
 
 async def respond(
