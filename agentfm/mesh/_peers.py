@@ -41,6 +41,7 @@ from agentfm.mesh._peer_wire import (
     utc_seconds,
 )
 from agentfm.mesh._trust import RECOMPUTE_INTERVAL, Reputation
+from agentfm.mesh._worker import worker_tags
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -219,7 +220,7 @@ async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, m
     if entries:
         body["last_entry_at"] = local_time(entries[0].inserted_at_ns)
     if worker is not None:
-        body.update(worker.tags("advertised_"))
+        body.update(worker_tags(worker, "advertised_"))
     raters = {e.rater for e in entries}
     verified = sum(1 for r in raters if rep.rater_status(peer_id_text(r)) == "verified")
     body["rater_summary"] = {
@@ -256,7 +257,7 @@ async def _reputation(
     body["is_equivocator"] = marked
     worker = live(state, peer_id)
     if worker is not None:
-        body.update(worker.tags("agent_"))
+        body.update(worker_tags(worker, "agent_"))
     await json_response(send, 200, body, extra)
 
 

@@ -167,19 +167,9 @@ class Worker:
         trust = (("honesty_score", 0), ("is_equivocator", False), ("dispatch_allowed", True))
         return [
             *((prefix + key, value) for key, value in gpu),
-            *self.tags(tag_prefix),
+            *worker_tags(self, tag_prefix),
             *((prefix + key, value) for key, value in trust),
         ]
-
-    def tags(self, prefix: str) -> list[tuple[str, str]]:
-        """The non-empty image and capability tags, named ``prefix`` + field."""
-        cfg = self.config
-        tags = (
-            ("image_ref", cfg.image_ref),
-            ("image_digest", cfg.image_digest),
-            ("capability", self.capability),
-        )
-        return [(prefix + key, value) for key, value in tags if value]
 
     def profile(self, cpu: float, ram: float) -> dict[str, Any]:
         """The ``/api/workers`` entry, in the gateway's field order."""
@@ -313,3 +303,18 @@ class Worker:
             metrics.observe_task(status, time.monotonic() - started)
             if ctx.output_dir_used:
                 await asyncio.to_thread(remove_tree, ctx.output_dir)
+
+
+def worker_tags(worker: Worker, prefix: str) -> list[tuple[str, str]]:
+    """The worker's non-empty image and capability tags, named ``prefix`` + field.
+
+    Every listing carries them under its own prefix: ``agent_`` (``/api/workers``, peer
+    reputation), ``agentfm_`` (``/v1/models``), ``advertised_`` (peer summary).
+    """
+    cfg = worker.config
+    tags = (
+        ("image_ref", cfg.image_ref),
+        ("image_digest", cfg.image_digest),
+        ("capability", worker.capability),
+    )
+    return [(prefix + key, value) for key, value in tags if value]
