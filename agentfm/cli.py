@@ -441,8 +441,8 @@ def _cmd_entry_point(args: argparse.Namespace, out: Console, err: Console) -> in
     if not found:
         err.print(
             f"error: the {args.command!r} command is not installed (no {COMMANDS_GROUP!r} entry "
-            f"point of that name; an editable install older than it needs re-running). "
-            f"Install it with: {install}"
+            f"point names it). Install it with: {install} (an editable install made before "
+            "the entry point existed needs `pip install -e` again)"
         )
         return EXIT_ERROR
     try:
