@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from agentfm._cli_support import EXIT_OK, Console, fit_peer_ids, make_client
+
 if TYPE_CHECKING:
     import argparse
-
-    from agentfm.cli import _Console
 
 
 def add_peers_parser(sub: Any) -> None:
@@ -29,11 +29,9 @@ def add_peers_parser(sub: Any) -> None:
     comment.add_argument("--language", default="en", help="language tag (default en)")
 
 
-def cmd_peers(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+def cmd_peers(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run the ``peers`` command; returns the exit code."""
-    from agentfm.cli import _client
-
-    with _client(args) as client:
+    with make_client(args) as client:
         if args.peers_command == "show":
             return _show(client, args, out)
         if args.peers_command == "comment":
@@ -42,7 +40,7 @@ def cmd_peers(args: argparse.Namespace, out: _Console, err: _Console) -> int:
             )
             out.print(f"recorded: cid {receipt.cid}")
             out.print(f"ledger entry {receipt.ledger_hash}")
-            return 0
+            return EXIT_OK
         workers = client.peers.list(include_offline=args.offline)
         gateway = client.gateway_url
     columns = ["agent", "honesty", "dispatch", "online", "status", "peer id"]
@@ -57,18 +55,12 @@ def cmd_peers(args: argparse.Namespace, out: _Console, err: _Console) -> int:
         ]
         for w in workers
     ]
-    needed = sum(max([len(c), *(len(r[i]) for r in rows)]) + 2 for i, c in enumerate(columns))
-    if needed > out.width:
-        for row in rows:
-            row[-1] = f"{row[-1][:12]}…{row[-1][-4:]}"
-        err.print(
-            "peer ids shortened to fit; `agentfm-py workers` prints them in full", style="dim"
-        )
+    fit_peer_ids(rows, columns, out, err)
     out.table(columns, rows, title=f"{len(rows)} peer(s) on {gateway}")
-    return 0
+    return EXIT_OK
 
 
-def _show(client: Any, args: argparse.Namespace, out: _Console) -> int:
+def _show(client: Any, args: argparse.Namespace, out: Console) -> int:
     summary = client.peers.get(args.peer_id)
     score = client.peers.reputation(args.peer_id)
     page = client.peers.log(args.peer_id, limit=args.limit)
@@ -79,7 +71,7 @@ def _show(client: Any, args: argparse.Namespace, out: _Console) -> int:
             "log": page.model_dump(mode="json"),
         }
         out.write(json.dumps(body, indent=2) + "\n")
-        return 0
+        return EXIT_OK
     out.print(f"peer      {summary.peer_id}")
     out.print(
         f"agent     {summary.agent_name or '-'} ({'online' if summary.online else 'offline'})"
@@ -99,4 +91,4 @@ def _show(client: Any, args: argparse.Namespace, out: _Console) -> int:
         else:
             detail = f"comment {entry.text_cid or ''}"
         out.print(f"  {when}  {detail}")
-    return 0
+    return EXIT_OK

@@ -17,8 +17,18 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from agentfm._cli_peers import add_peers_parser, cmd_peers
+from agentfm._cli_support import (
+    EXIT_ERROR,
+    EXIT_FAILED,
+    EXIT_OK,
+    Console,
+    Progress,
+    fit_peer_ids,
+    make_client,
+)
 from agentfm._redact import redact_text
 from agentfm._version import __version__
 
@@ -28,69 +38,11 @@ if TYPE_CHECKING:
     from agentfm import (
         AgentFMClient,
         AgentFMError,
-        ScatterProgress,
         ScatterResult,
         WorkerProfile,
     )
 
 __all__ = ["main"]
-
-_EXIT_OK = 0
-_EXIT_FAILED = 1
-_EXIT_ERROR = 2
-
-
-class _Console:
-    """Rich when it is installed (the ``cli`` extra), plain text otherwise."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        try:
-            from rich.console import Console
-        except ImportError:
-            self._rich: Any = None
-        else:
-            self._rich = Console(file=stream, highlight=False, soft_wrap=True)
-
-    @property
-    def rich(self) -> Any:
-        return self._rich
-
-    def print(self, text: str = "", *, style: str | None = None) -> None:
-        if self._rich is not None:
-            self._rich.print(text, style=style, markup=False)
-        else:
-            print(text, file=self._stream)
-
-    def write(self, text: str) -> None:
-        self._stream.write(text)
-        self._stream.flush()
-
-    @property
-    def width(self) -> int:
-        """Columns available (rich's idea of the terminal; generous for plain text)."""
-        return int(self._rich.width) if self._rich is not None else 1000
-
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[str]], title: str) -> None:
-        widths = [
-            max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
-            for i, c in enumerate(columns)
-        ]
-        if self._rich is not None:
-            from rich import box
-            from rich.table import Table
-
-            table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-            for col in columns:
-                table.add_column(col, no_wrap=True)
-            for row in rows:
-                table.add_row(*row)
-            self._rich.print(table)
-            return
-        print(title, file=self._stream)
-        for row in (columns, *rows):
-            line = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
-            print(line.rstrip(), file=self._stream)
 
 
 _EXAMPLES = """examples:
@@ -183,11 +135,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--task-timeout", type=float, default=None, help="seconds per attempt (default: none)"
     )
 
+    add_peers_parser(sub)
+
     # `mesh serve` and `demo` own their options (and --help): everything after the
     # command name is handed to them untouched (see `main`).
-    from agentfm._cli_peers import add_peers_parser
-
-    add_peers_parser(sub)
 
     mesh = sub.add_parser("mesh", help="run an embedded gateway on this machine")
     mesh_sub = mesh.add_subparsers(dest="mesh_command", metavar="MESH_COMMAND")
@@ -198,17 +149,8 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client(args: argparse.Namespace, **kwargs: Any) -> AgentFMClient:
-    from agentfm import AgentFMClient
-
-    options: dict[str, Any] = {"timeout": args.timeout, **kwargs}
-    if args.api_key is not None:
-        options["api_key"] = args.api_key
-    return AgentFMClient(args.gateway, **options)
-
-
 @contextmanager
-def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
+def _friendly_errors(args: argparse.Namespace, err: Console) -> Iterator[None]:
     """Turn SDK errors into one clear line on stderr and exit code 2."""
     from agentfm import (
         DEFAULT_GATEWAY,
@@ -226,7 +168,7 @@ def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
         # The gateway answered, and the task itself failed: a failed outcome, not a usage
         # or connection error.
         err.print(f"error: the task failed: {exc.message}", style="red")
-        raise SystemExit(_EXIT_FAILED) from None
+        raise SystemExit(EXIT_FAILED) from None
     except AuthenticationError as exc:
         # The message is the gateway's ("invalid API key", "missing or malformed Bearer
         # token"); the key itself is never part of it.
@@ -235,10 +177,10 @@ def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
             "set AGENTFM_API_KEY or pass --api-key",
             style="red",
         )
-        raise SystemExit(_EXIT_ERROR) from None
+        raise SystemExit(EXIT_ERROR) from None
     except RateLimitError as exc:
         err.print(f"error: the gateway is rate limiting this client ({exc.message})", style="red")
-        raise SystemExit(_EXIT_ERROR) from None
+        raise SystemExit(EXIT_ERROR) from None
     except GatewayConnectionError as exc:
         url = redact_text(args.gateway or os.environ.get("AGENTFM_GATEWAY_URL") or DEFAULT_GATEWAY)
         # The SDK's message already names the gateway ("could not reach the gateway at …:
@@ -250,10 +192,10 @@ def _friendly_errors(args: argparse.Namespace, err: _Console) -> Iterator[None]:
             f"error: {detail}. Is it running? Start a local one with: agentfm-py mesh serve --demo",
             style="red",
         )
-        raise SystemExit(_EXIT_ERROR) from None
+        raise SystemExit(EXIT_ERROR) from None
     except AgentFMError as exc:
         err.print(f"error: {exc.message}", style="red")
-        raise SystemExit(_EXIT_ERROR) from None
+        raise SystemExit(EXIT_ERROR) from None
 
 
 def _unknown_model(model: str) -> AgentFMError:
@@ -287,28 +229,28 @@ def _pick_worker(client: AgentFMClient, peer: str | None, model: str | None) -> 
     return matches[0]
 
 
-def _cmd_ping(args: argparse.Namespace, out: _Console, err: _Console) -> int:
-    with _client(args) as client:
+def _cmd_ping(args: argparse.Namespace, out: Console, err: Console) -> int:
+    with make_client(args) as client:
         if client.ping():
             out.print("ok")
-            return _EXIT_OK
+            return EXIT_OK
     err.print("unreachable")
-    return _EXIT_FAILED
+    return EXIT_FAILED
 
 
-def _cmd_workers(args: argparse.Namespace, out: _Console, err: _Console) -> int:
-    with _client(args) as client:
+def _cmd_workers(args: argparse.Namespace, out: Console, err: Console) -> int:
+    with make_client(args) as client:
         workers = client.workers.list(model=args.model, available_only=args.available)
     out.write(json.dumps([w.model_dump(mode="json") for w in workers], indent=2) + "\n")
-    return _EXIT_OK
+    return EXIT_OK
 
 
-def _cmd_models(args: argparse.Namespace, out: _Console, err: _Console) -> int:
-    with _client(args) as client:
+def _cmd_models(args: argparse.Namespace, out: Console, err: Console) -> int:
+    with make_client(args) as client:
         if args.json:
             models = client.openai.models.list()
             out.write(models.model_dump_json(indent=2) + "\n")
-            return _EXIT_OK
+            return EXIT_OK
         workers = client.workers.list()
         gateway = client.gateway_url
     columns = ["agent", "engine", "load", "status", "cpu", "peer id"]
@@ -323,30 +265,20 @@ def _cmd_models(args: argparse.Namespace, out: _Console, err: _Console) -> int:
         ]
         for w in workers
     ]
-    # A folded peer id cannot be copied; in a narrow terminal show a recognisable short
-    # form instead and say where the full ids are.
-    needed = sum(max([len(c), *(len(r[i]) for r in rows)]) + 2 for i, c in enumerate(columns))
-    shortened = needed > out.width
-    if shortened:
-        for row in rows:
-            row[-1] = f"{row[-1][:12]}…{row[-1][-4:]}"
+    fit_peer_ids(rows, columns, out, err)
     out.table(columns, rows, title=f"{len(rows)} worker(s) on {gateway}")
-    if shortened:
-        err.print(
-            "peer ids shortened to fit; `agentfm-py workers` prints them in full", style="dim"
-        )
-    return _EXIT_OK
+    return EXIT_OK
 
 
-def _cmd_chat(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+def _cmd_chat(args: argparse.Namespace, out: Console, err: Console) -> int:
     from agentfm import AgentFMRoutingWarning, ModelNotFoundError
 
     message = args.message if args.message is not None else args.prompt
     if not message:
         err.print("error: give a message (positional) or --prompt")
-        return _EXIT_ERROR
+        return EXIT_ERROR
     messages = [{"role": "user", "content": message}]
-    with _client(args) as client, warnings.catch_warnings():
+    with make_client(args) as client, warnings.catch_warnings():
         # --model asks for name routing on purpose; the SDK's reminder to pin a peer id
         # would only be noise here.
         warnings.simplefilter("ignore", AgentFMRoutingWarning)
@@ -385,15 +317,15 @@ def _cmd_chat(args: argparse.Namespace, out: _Console, err: _Console) -> int:
         f'to save them here: agentfm-py run {target} "…" --out DIR',
         style="dim",
     )
-    return _EXIT_OK
+    return EXIT_OK
 
 
-def _cmd_run(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from agentfm._validation import require_prompt
 
     # The SDK would refuse it anyway; refuse before announcing a worker for it.
     require_prompt(args.prompt)
-    with _client(args, artifacts_dir=args.out) as client:
+    with make_client(args, artifacts_dir=args.out) as client:
         worker = _pick_worker(client, args.peer, args.model)
         err.print(f"running on {worker.name or '-'} ({worker.peer_id})", style="dim")
         # Stream the text live, then fetch the files the worker announced, which is what
@@ -409,7 +341,7 @@ def _cmd_run(args: argparse.Namespace, out: _Console, err: _Console) -> int:
         err.print(f"saved {path}", style="green")
     if not files:
         err.print("no files produced", style="dim")
-    return _EXIT_OK
+    return EXIT_OK
 
 
 def _read_prompts(source: str) -> list[str]:
@@ -417,18 +349,18 @@ def _read_prompts(source: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _cmd_scatter(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+def _cmd_scatter(args: argparse.Namespace, out: Console, err: Console) -> int:
     from agentfm import PeerID
 
     try:
         prompts = _read_prompts(args.prompts_file)
     except OSError as exc:
         err.print(f"error: cannot read {args.prompts_file}: {exc.strerror or exc}", style="red")
-        return _EXIT_ERROR
+        return EXIT_ERROR
     if not prompts:
         err.print("error: the prompts file has no non-empty line", style="red")
-        return _EXIT_ERROR
-    with _client(args) as client:
+        return EXIT_ERROR
+    with make_client(args) as client:
         if args.model:
             peers = [w.peer_id for w in client.workers.match(args.model)]
             if not peers:
@@ -444,7 +376,7 @@ def _cmd_scatter(args: argparse.Namespace, out: _Console, err: _Console) -> int:
     err.print(
         f"{len(prompts) - failed} succeeded, {failed} failed", style="red" if failed else "green"
     )
-    return _EXIT_FAILED if failed else _EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _scatter_to_jsonl(
@@ -453,7 +385,7 @@ def _scatter_to_jsonl(
     peers: Sequence[str],
     args: argparse.Namespace,
     sink: TextIO,
-    err: _Console,
+    err: Console,
 ) -> int:
     """Run the scatter and write one JSON line per prompt, in input order; return failures.
 
@@ -462,7 +394,7 @@ def _scatter_to_jsonl(
     """
     pending: dict[int, ScatterResult] = {}
     next_index = failed = 0
-    with _Progress(err, total=len(prompts)) as progress:
+    with Progress(err, total=len(prompts)) as progress:
         results = client.tasks.scatter_iter(
             prompts,
             peer_ids=peers,
@@ -482,70 +414,43 @@ def _scatter_to_jsonl(
     return failed
 
 
-class _Progress:
-    """A transient rich progress bar on stderr (nothing without rich)."""
-
-    def __init__(self, err: _Console, total: int) -> None:
-        self._bar: Any = None
-        self._task: Any = None
-        self._total = total
-        if err.rich is not None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-            self._bar = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err.rich,
-                transient=True,
-            )
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-            self._task = self._bar.add_task("scatter", total=self._total)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def update(self, progress: ScatterProgress) -> None:
-        if self._bar is not None:
-            self._bar.update(
-                self._task,
-                completed=progress.done,
-                description=f"scatter ({progress.failovers} failovers)",
-            )
-
-
-def _cmd_mesh(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+def _cmd_mesh(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.mesh_command != "serve":
         err.print("usage: agentfm-py mesh serve [--demo] [--config FILE] [--host H] [--port P]")
-        return _EXIT_ERROR
+        return EXIT_ERROR
     try:
         from agentfm.mesh import serve_main
     except ImportError as exc:
         # agentfm.mesh's own message names what is missing and the pip command.
         err.print(f"error: {exc}")
-        return _EXIT_ERROR
+        return EXIT_ERROR
     return serve_main(list(args.passthrough))
 
 
-def _cmd_demo(args: argparse.Namespace, out: _Console, err: _Console) -> int:
+# Commands that live outside the SDK (the tour, in agentfm_integrations) are found through
+# this entry-point group, so the SDK's import graph never reaches the package providing them.
+COMMANDS_GROUP = "agentfm.cli"
+
+
+def _cmd_entry_point(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run the ``main(argv) -> int`` that the ``agentfm.cli`` entry point names ``args.command``."""
+    from importlib.metadata import entry_points
+
+    install = "pip install 'agentfm-integrations[all]'"
+    found = list(entry_points(group=COMMANDS_GROUP, name=args.command))
+    if not found:
+        err.print(
+            f"error: the {args.command!r} command is not installed (no {COMMANDS_GROUP!r} entry "
+            f"point names it). Install it with: {install} (an editable install made before "
+            "the entry point existed needs `pip install -e` again)"
+        )
+        return EXIT_ERROR
     try:
-        from agentfm_integrations.demo import main as demo_main
+        command = found[0].load()
     except ImportError as exc:
-        err.print(f"error: {exc}. The demo needs: pip install 'agentfm-integrations[all]'")
-        return _EXIT_ERROR
-    return demo_main(list(args.passthrough))
-
-
-def _cmd_peers(args: argparse.Namespace, out: _Console, err: _Console) -> int:
-    from agentfm._cli_peers import cmd_peers
-
-    return cmd_peers(args, out, err)
+        err.print(f"error: {exc}. The {args.command} command needs: {install}")
+        return EXIT_ERROR
+    return int(command(list(args.passthrough)))
 
 
 _COMMANDS = {
@@ -556,8 +461,8 @@ _COMMANDS = {
     "run": _cmd_run,
     "scatter": _cmd_scatter,
     "mesh": _cmd_mesh,
-    "demo": _cmd_demo,
-    "peers": _cmd_peers,
+    "demo": _cmd_entry_point,
+    "peers": cmd_peers,
 }
 
 
@@ -570,8 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.passthrough = passthrough
     if args.command is None:
         parser.print_help()
-        return _EXIT_ERROR
-    out, err = _Console(sys.stdout), _Console(sys.stderr)
+        return EXIT_ERROR
+    out, err = Console(sys.stdout), Console(sys.stderr)
     if args.command in ("mesh", "demo"):
         return _COMMANDS[args.command](args, out, err)
     try:

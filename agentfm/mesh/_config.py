@@ -41,6 +41,7 @@ from typing import Any
 
 from agentfm.mesh._worker import WorkerConfig
 from agentfm.mesh.agents import Agent, AgentContext, CallableAgent, CommandAgent, OpenAIProxyAgent
+from agentfm.mesh.demo_agents import plan_reply, python_agent_argv, summarize
 
 # tomllib is 3.11+; on 3.10 the API-identical tomli backport is used.
 tomllib: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
@@ -49,14 +50,10 @@ DEMO_AGENTS = ("echo", "writer", "summarizer", "planner")
 
 
 def _summarize(prompt: str, ctx: AgentContext) -> str:
-    from agentfm.mesh.demo_agents import summarize
-
     return summarize(prompt)
 
 
 def _plan(prompt: str, ctx: AgentContext) -> str:
-    from agentfm.mesh.demo_agents import plan_reply
-
     return plan_reply(prompt)
 
 
@@ -66,8 +63,6 @@ def demo_agent(kind: str) -> Agent:
     ``echo`` and ``writer`` are subprocess agents (as real workers run containers);
     ``summarizer`` and ``planner`` run in-process.
     """
-    from agentfm.mesh.embedded import python_agent_argv
-
     if kind == "echo":
         return CommandAgent(python_agent_argv("echo"), timeout=60)
     if kind == "writer":
@@ -83,21 +78,16 @@ def demo_workers() -> list[WorkerConfig]:
     """The demo mesh: two ``echo`` workers, a ``writer``, an extractive ``summarizer`` and a
     ``planner`` (a deterministic stand-in for an LLM that follows a tool-calling contract)."""
     return [
-        WorkerConfig(
-            "echo",
-            "echo",
-            demo_agent("echo"),
-            description="Streams the prompt back line by line.",
-            max_tasks=4,
-            seed="agentfm-demo:echo:0",
-        ),
-        WorkerConfig(
-            "echo",
-            "echo",
-            demo_agent("echo"),
-            description="Streams the prompt back line by line.",
-            max_tasks=4,
-            seed="agentfm-demo:echo:1",
+        *(
+            WorkerConfig(
+                "echo",
+                "echo",
+                demo_agent("echo"),
+                description="Streams the prompt back line by line.",
+                max_tasks=4,
+                seed=f"agentfm-demo:echo:{replica}",
+            )
+            for replica in range(2)
         ),
         WorkerConfig(
             "writer",

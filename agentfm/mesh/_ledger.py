@@ -1,10 +1,9 @@
 """The gateway's own reputation log: signed, hash-chained entries in an append-only SQLite file.
 
-Entries are the two protobuf messages of ``agentfm.ledger.v1`` (Rating, Comment), encoded
-by hand in protobuf's deterministic form so their bytes, hashes and signatures match the
-Go gateway's: signature = Ed25519 over SHA-256(canonical bytes), leaf hash =
-SHA-256(0x00 ‖ canonical bytes), ``prev_hash`` = the previous leaf hash (32 zero bytes for
-the first). After every append a log head over the RFC 6962 root is signed and stored.
+Entries (`agentfm.mesh._ledger_entry`) are signed as the Go gateway signs them:
+signature = Ed25519 over SHA-256(canonical bytes), leaf hash = SHA-256(0x00 ‖ canonical
+bytes), ``prev_hash`` = the previous leaf hash (32 zero bytes for the first). After every
+append a log head over the RFC 6962 root is signed and stored.
 
 Comment bodies live beside the database, one file per CID (``1220`` + SHA-256 of the body).
 """
@@ -14,204 +13,37 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import struct
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from agentfm._entries import (
-    comment_bytes,
     field_bytes,
     field_varint,
-    rating_bytes,
-    read_uvarint,
-    text_cid,
 )
-from agentfm._merkle import MerkleFrontier, inclusion_path, leaf_hash
-from agentfm.mesh._peerid import b58encode
+from agentfm._merkle import MerkleFrontier, inclusion_path
+from agentfm.mesh._ledger_entry import (
+    ED25519_ID_PREFIX,
+    RATING,
+    ZERO_HASH,
+    Entry,
+    cid_of,
+    decode_payload,
+    parse_fields,
+    peer_id_text,
+    signed_payload,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-RATING = 1
-COMMENT = 2
-KIND_NAMES = {RATING: "Rating", COMMENT: "Comment"}
-ZERO_HASH = b"\x00" * 32
-MAX_COMMENT_BYTES = 10240
-_ED25519_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"
-
 
 class LedgerError(RuntimeError):
     """The ledger file is unusable (tampered rows, a broken chain, a foreign key)."""
-
-
-# -- peer ids ---------------------------------------------------------------------------------
-
-
-def peer_id_text(raw: bytes) -> str:
-    """The base58 string of a peer id's byte form."""
-    return b58encode(raw)
-
-
-def public_key_of(raw_id: bytes) -> Ed25519PublicKey:
-    """Recover the Ed25519 key embedded in an identity-multihash peer id.
-
-    Raises:
-        ValueError: the id does not embed an Ed25519 key.
-    """
-    if len(raw_id) != 38 or not raw_id.startswith(_ED25519_ID_PREFIX):
-        raise ValueError("peer id does not embed an Ed25519 public key")
-    return Ed25519PublicKey.from_public_bytes(raw_id[6:])
-
-
-# -- protobuf encoding: agentfm._entries ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One stored entry of the own log."""
-
-    idx: int
-    kind: int
-    rater: bytes
-    subject: bytes
-    timestamp_ns: int
-    prev_hash: bytes
-    signature: bytes
-    inserted_at_ns: int
-    dimension: str = ""
-    score: float = 0.0
-    context: str = ""
-    text_cid: bytes = b""
-    language: str = ""
-    attached: bytes = b""
-
-    def canonical(self, *, with_prev: bool = True) -> bytes:
-        """The inner message's deterministic bytes, signature cleared."""
-        return canonical_bytes(self, with_prev=with_prev)
-
-    @property
-    def hash(self) -> bytes:
-        """The leaf hash (``entry_hash``)."""
-        return leaf_hash(self.canonical())
-
-
-def canonical_bytes(entry: Entry, *, with_prev: bool = True) -> bytes:
-    """Protobuf bytes of ``entry``'s Rating or Comment without its signature."""
-    prev = entry.prev_hash if with_prev else b""
-    if entry.kind == RATING:
-        return rating_bytes(
-            entry.rater,
-            entry.subject,
-            entry.dimension,
-            entry.score,
-            entry.context,
-            entry.timestamp_ns,
-            prev,
-        )
-    return comment_bytes(
-        entry.rater,
-        entry.subject,
-        entry.text_cid,
-        entry.language,
-        entry.attached,
-        entry.timestamp_ns,
-        prev,
-    )
-
-
-def _signed_payload(entry: Entry) -> bytes:
-    inner = canonical_bytes(entry) + field_bytes(8, entry.signature)
-    return field_bytes(entry.kind, inner)
-
-
-def _parse_fields(data: bytes) -> dict[int, bytes | int]:
-    out: dict[int, bytes | int] = {}
-    pos = 0
-    while pos < len(data):
-        tag, pos = read_uvarint(data, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = read_uvarint(data, pos)
-            out[number] = value
-        elif wire == 1:
-            out[number] = data[pos : pos + 8]
-            pos += 8
-        elif wire == 2:
-            length, pos = read_uvarint(data, pos)
-            out[number] = data[pos : pos + length]
-            pos += length
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-    return out
-
-
-def _decode_payload(idx: int, payload: bytes, inserted_at: int) -> Entry:
-    outer = _parse_fields(payload)
-    kind = RATING if RATING in outer else COMMENT
-    inner = outer[kind]
-    assert isinstance(inner, bytes)
-    f = _parse_fields(inner)
-
-    def raw(n: int) -> bytes:
-        value = f.get(n, b"")
-        return value if isinstance(value, bytes) else b""
-
-    def num(n: int) -> int:
-        value = f.get(n, 0)
-        value = value if isinstance(value, int) else 0
-        return value - (1 << 64) if value >= 1 << 63 else value
-
-    common = {
-        "idx": idx,
-        "kind": kind,
-        "rater": raw(1),
-        "subject": raw(2),
-        "timestamp_ns": num(6),
-        "prev_hash": raw(7),
-        "signature": raw(8),
-        "inserted_at_ns": inserted_at,
-    }
-    if kind == RATING:
-        score = struct.unpack("<d", raw(4))[0] if raw(4) else 0.0
-        return Entry(
-            **common,  # type: ignore[arg-type]
-            dimension=raw(3).decode(),
-            score=score,
-            context=raw(5).decode(),
-        )
-    return Entry(
-        **common,  # type: ignore[arg-type]
-        text_cid=raw(3),
-        language=raw(4).decode(),
-        attached=raw(5),
-    )
-
-
-# -- comment bodies -----------------------------------------------------------------------------
-
-
-cid_of = text_cid
-
-
-def parse_cid(text: str) -> bytes:
-    """Decode a hex CID as the gateway does (either case; 34 bytes; ``1220`` prefix).
-
-    Raises:
-        ValueError: not a valid CID.
-    """
-    if len(text) % 2:
-        raise ValueError("odd length hex")
-    raw = bytes.fromhex(text)
-    if len(raw) != 34:
-        raise ValueError(f"want 34 bytes, got {len(raw)}")
-    if raw[:2] != b"\x12\x20":
-        raise ValueError("not a sha2-256 multihash")
-    return raw
 
 
 class CommentStore:
@@ -306,7 +138,7 @@ class Ledger:
     def __init__(self, path: Path, seed: bytes) -> None:
         self._key = Ed25519PrivateKey.from_private_bytes(seed)
         public = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.peer_bytes = _ED25519_ID_PREFIX + public
+        self.peer_bytes = ED25519_ID_PREFIX + public
         self.peer_id = peer_id_text(self.peer_bytes)
         path.parent.mkdir(parents=True, exist_ok=True)
         # One event loop owns the mesh, but it is built in the caller's thread.
@@ -328,7 +160,7 @@ class Ledger:
         )
         public = self._key.public_key()
         for idx, stored_hash, prev_hash, payload, inserted_at in rows:
-            entry = _decode_payload(idx, payload, inserted_at)
+            entry = decode_payload(idx, payload, inserted_at)
             digest = hashlib.sha256(entry.canonical()).digest()
             if idx != len(self.entries) + 1 or prev_hash != prev or entry.prev_hash != prev:
                 raise LedgerError(f"ledger chain broken at entry {idx}")
@@ -352,7 +184,7 @@ class Ledger:
         ).fetchone()
         if row is None or row[0] != len(self.entries):
             return self._sign_head() if self.entries else None
-        return Head(row[0], row[1], row[2], _parse_fields(row[3]).get(5, b""))  # type: ignore[arg-type]
+        return Head(row[0], row[1], row[2], parse_fields(row[3]).get(5, b""))  # type: ignore[arg-type]
 
     @property
     def tree_size(self) -> int:
@@ -414,7 +246,7 @@ class Ledger:
                     digest,
                     prev,
                     entry.kind,
-                    _signed_payload(entry),
+                    signed_payload(entry),
                     entry.signature,
                     entry.inserted_at_ns,
                 ),
@@ -443,20 +275,9 @@ class Ledger:
         attached: bytes = b"",
     ) -> Entry:
         """Sign and append a Comment authored by the gateway."""
-        draft = Entry(
-            idx=0,
-            kind=COMMENT,
-            rater=b"",
-            subject=subject,
-            timestamp_ns=timestamp_ns,
-            prev_hash=b"",
-            signature=b"",
-            inserted_at_ns=0,
-            text_cid=cid,
-            language=language,
-            attached=attached,
+        return self._append(
+            Entry.draft_comment(b"", subject, cid, language, attached, timestamp_ns)
         )
-        return self._append(draft)
 
     def append_rating(self, subject: bytes, score: float, context: str, timestamp_ns: int) -> Entry:
         """Sign and append an ``honesty`` Rating authored by the gateway."""

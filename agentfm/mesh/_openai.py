@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentfm.mesh._gojson import GoJSONError, decode_object, encode_bytes, fields, opt_bool, opt_str
 from agentfm.mesh._http import (
     SSE_HEADERS,
     ClientGone,
+    DisconnectWatch,
     Headers,
     Receive,
     Scope,
     Send,
     envelope_error,
     json_response,
+    mint_task_id,
     read_body,
 )
 from agentfm.mesh._peers import recorded
@@ -25,7 +27,9 @@ from agentfm.mesh._worker import StreamReset, Worker
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from agentfm.mesh._app import GatewayApp
+    from agentfm.mesh._state import MeshState
+
+_T = TypeVar("_T")
 
 INVALID = "invalid_request_error"
 SERVER = "server_error"
@@ -136,8 +140,7 @@ def pick_worker(workers: list[Worker], want: str, cpu: Callable[[Worker], float]
     raise ModelNotFound
 
 
-async def _route(app: GatewayApp, send: Send, extra: Headers, model: str) -> Worker | None:
-    state = app.state
+async def _route(state: MeshState, send: Send, extra: Headers, model: str) -> Worker | None:
     try:
         # Peers the trust gate refuses are not candidates: addressing one is a 404.
         allowed = [w for w in state.workers.values() if state.reputation.refusal(w.peer_id) is None]
@@ -155,16 +158,39 @@ async def _route(app: GatewayApp, send: Send, extra: Headers, model: str) -> Wor
     return None
 
 
-async def _read_request(send: Send, receive: Receive, extra: Headers) -> dict[str, Any] | None:
+async def _read_request(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    extra: Headers,
+    parse: Callable[[dict[str, Any]], _T],
+) -> tuple[str, bool, _T] | None:
+    """The steps both routes share, in the gateway's order: method, JSON body, ``model`` and
+    ``stream`` (with ``parse``'s route-specific field), a non-blank model.
+
+    Returns ``(model, stream, parse(request))``, or None once an error has been answered.
+    """
+    if scope["method"] != "POST":
+        await envelope_error(send, 405, INVALID, "method_not_allowed", "POST only", extra)
+        return None
     try:
         body = await read_body(receive)
     except ClientGone:
         return None
     try:
-        return fields(decode_object(body), ("model", "messages", "prompt", "stream"))
+        req = fields(decode_object(body), ("model", "messages", "prompt", "stream"))
+        model = opt_str(req.get("model"))
+        parsed = parse(req)
+        stream = opt_bool(req.get("stream"))
     except GoJSONError:
         await envelope_error(send, 400, INVALID, INVALID, "invalid JSON payload", extra)
         return None
+    if not model.strip():
+        await envelope_error(
+            send, 400, INVALID, "model_required", "field 'model' is required", extra
+        )
+        return None
+    return model, stream, parsed
 
 
 def _messages(value: Any) -> list[tuple[str, str]]:
@@ -185,27 +211,15 @@ def _messages(value: Any) -> list[tuple[str, str]]:
 
 
 async def chat_completions(
-    app: GatewayApp, scope: Scope, receive: Receive, send: Send, extra: Headers
+    state: MeshState, scope: Scope, receive: Receive, send: Send, extra: Headers
 ) -> None:
     """``POST /v1/chat/completions``: validate, route, run, answer as OpenAI does."""
-    if scope["method"] != "POST":
-        await envelope_error(send, 405, INVALID, "method_not_allowed", "POST only", extra)
+    request = await _read_request(
+        scope, receive, send, extra, lambda req: _messages(req.get("messages"))
+    )
+    if request is None:
         return
-    req = await _read_request(send, receive, extra)
-    if req is None:
-        return
-    try:
-        model = opt_str(req.get("model"))
-        messages = _messages(req.get("messages"))
-        stream = opt_bool(req.get("stream"))
-    except GoJSONError:
-        await envelope_error(send, 400, INVALID, INVALID, "invalid JSON payload", extra)
-        return
-    if not model.strip():
-        await envelope_error(
-            send, 400, INVALID, "model_required", "field 'model' is required", extra
-        )
-        return
+    model, stream, messages = request
     if not messages:
         await envelope_error(
             send,
@@ -216,10 +230,12 @@ async def chat_completions(
             extra,
         )
         return
-    worker = await _route(app, send, extra, model)
+    worker = await _route(state, send, extra, model)
     if worker is None:
         return
-    await _serve(app, worker, flatten_messages(messages), model, stream, True, receive, send, extra)
+    await _serve(
+        state, worker, flatten_messages(messages), model, stream, True, receive, send, extra
+    )
 
 
 def _prompt_string(value: Any) -> tuple[str, str] | str:
@@ -239,34 +255,21 @@ def _prompt_string(value: Any) -> tuple[str, str] | str:
 
 
 async def completions(
-    app: GatewayApp, scope: Scope, receive: Receive, send: Send, extra: Headers
+    state: MeshState, scope: Scope, receive: Receive, send: Send, extra: Headers
 ) -> None:
     """``POST /v1/completions``: the legacy text-completion shape."""
-    if scope["method"] != "POST":
-        await envelope_error(send, 405, INVALID, "method_not_allowed", "POST only", extra)
+    request = await _read_request(scope, receive, send, extra, lambda req: req.get("prompt"))
+    if request is None:
         return
-    req = await _read_request(send, receive, extra)
-    if req is None:
-        return
-    try:
-        model = opt_str(req.get("model"))
-        stream = opt_bool(req.get("stream"))
-    except GoJSONError:
-        await envelope_error(send, 400, INVALID, INVALID, "invalid JSON payload", extra)
-        return
-    if not model.strip():
-        await envelope_error(
-            send, 400, INVALID, "model_required", "field 'model' is required", extra
-        )
-        return
-    prompt = _prompt_string(req.get("prompt"))
+    model, stream, raw_prompt = request
+    prompt = _prompt_string(raw_prompt)
     if isinstance(prompt, tuple):
         await envelope_error(send, 400, INVALID, prompt[0], prompt[1], extra)
         return
-    worker = await _route(app, send, extra, model)
+    worker = await _route(state, send, extra, model)
     if worker is None:
         return
-    await _serve(app, worker, prompt, model, stream, False, receive, send, extra)
+    await _serve(state, worker, prompt, model, stream, False, receive, send, extra)
 
 
 def _completion_id(prefix: str) -> str:
@@ -274,7 +277,7 @@ def _completion_id(prefix: str) -> str:
 
 
 async def _serve(
-    app: GatewayApp,
+    state: MeshState,
     worker: Worker,
     prompt: str,
     model: str,
@@ -284,9 +287,6 @@ async def _serve(
     send: Send,
     extra: Headers,
 ) -> None:
-    from agentfm.mesh._app import DisconnectWatch, mint_task_id
-
-    state = app.state
     settings = state.settings
     task_id = mint_task_id()
     run = recorded(

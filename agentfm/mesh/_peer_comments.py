@@ -14,8 +14,8 @@ from cryptography.exceptions import InvalidSignature
 
 from agentfm._entries import parse_peer_id
 from agentfm.mesh._gojson import GoJSONError, decode_object, fields
-from agentfm.mesh._http import ClientGone, Headers, Receive, Scope, Send, respond
-from agentfm.mesh._ledger import COMMENT, MAX_COMMENT_BYTES, Entry, parse_cid
+from agentfm.mesh._http import ClientGone, Headers, Receive, Scope, Send, read_body, respond
+from agentfm.mesh._ledger_entry import MAX_COMMENT_BYTES, Entry, parse_cid
 from agentfm.mesh._peer_wire import check_get, error, json_response, ledger_or_503, subject_of
 
 if TYPE_CHECKING:
@@ -25,20 +25,6 @@ log = logging.getLogger("agentfm.mesh.peers")
 
 MAX_POST_BODY = 64 * 1024
 _TEXT_TYPE = (b"Content-Type", b"text/plain; charset=utf-8")
-
-
-async def _read_post(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_POST_BODY or not message.get("more_body", False):
-            return b"".join(chunks)[:MAX_POST_BODY]
 
 
 def _strict_object(body: bytes, names: tuple[str, ...]) -> dict[str, Any]:
@@ -73,7 +59,7 @@ async def _post_body(
     send: Send, receive: Receive, extra: Headers, names: tuple[str, ...]
 ) -> dict[str, Any] | None:
     try:
-        raw = await _read_post(receive)
+        raw = await read_body(receive, MAX_POST_BODY)
     except ClientGone:
         return None
     try:
@@ -228,19 +214,7 @@ async def caller_comment(
     except OSError as exc:
         await error(send, 400, "store_body", f"store comment body: {exc}", extra)
         return
-    draft = Entry(
-        idx=0,
-        kind=COMMENT,
-        rater=rater,
-        subject=subject,
-        timestamp_ns=stamp,
-        prev_hash=b"",
-        signature=b"",
-        inserted_at_ns=0,
-        text_cid=cid,
-        language=language,
-        attached=attached,
-    )
+    draft = Entry.draft_comment(rater, subject, cid, language, attached, stamp)
     try:
         signature = base64.b64decode(signature_text, validate=True)
         if len(signature) != 64:

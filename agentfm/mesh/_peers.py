@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 from agentfm._entries import parse_peer_id
 from agentfm.mesh._gojson import gofloat
 from agentfm.mesh._http import JSON_TYPE, Headers, Receive, Scope, Send, respond
-from agentfm.mesh._ledger import (
+from agentfm.mesh._ledger import CommentStore, Ledger
+from agentfm.mesh._ledger_entry import (
     COMMENT,
     KIND_NAMES,
     MAX_COMMENT_BYTES,
     RATING,
-    CommentStore,
     Entry,
-    Ledger,
     peer_id_text,
 )
 from agentfm.mesh._peer_comments import caller_comment, comment_body, self_comment
@@ -42,6 +41,7 @@ from agentfm.mesh._peer_wire import (
     utc_seconds,
 )
 from agentfm.mesh._trust import RECOMPUTE_INTERVAL, Reputation
+from agentfm.mesh._worker import worker_tags
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -215,23 +215,12 @@ async def _summary(state: MeshState, send: Send, extra: Headers, peer_id: str, m
     body["online"] = worker is not None
     if worker is not None:
         body["last_seen"] = local_time(int(worker.last_seen * 1e9))
-    score, marked, allowed = rep.trust_fields(peer_id)
-    body["honesty_score"] = gofloat(score)
-    body["is_equivocator"] = marked
-    body["dispatch_allowed"] = allowed
-    if marked:
-        body["dispatch_refuse_reason"] = "peer_is_equivocator"
+    apply_trust(state, body)
     body["entries_count"] = len(entries)
     if entries:
         body["last_entry_at"] = local_time(entries[0].inserted_at_ns)
     if worker is not None:
-        for key, value in (
-            ("advertised_image_ref", worker.config.image_ref),
-            ("advertised_image_digest", worker.config.image_digest),
-            ("advertised_capability", worker.capability),
-        ):
-            if value:
-                body[key] = value
+        body.update(worker_tags(worker, "advertised_"))
     raters = {e.rater for e in entries}
     verified = sum(1 for r in raters if rep.rater_status(peer_id_text(r)) == "verified")
     body["rater_summary"] = {
@@ -268,13 +257,7 @@ async def _reputation(
     body["is_equivocator"] = marked
     worker = live(state, peer_id)
     if worker is not None:
-        for key, value in (
-            ("agent_image_ref", worker.config.image_ref),
-            ("agent_image_digest", worker.config.image_digest),
-            ("agent_capability", worker.capability),
-        ):
-            if value:
-                body[key] = value
+        body.update(worker_tags(worker, "agent_"))
     await json_response(send, 200, body, extra)
 
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agentfm._entries import parse_peer_id
-from agentfm.mesh._ledger import RATING, Ledger, peer_id_text
+from agentfm.mesh._ledger_entry import RATING, peer_id_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from agentfm.mesh._ledger import Ledger
 
 ALPHA = 0.15
 HALF_LIFE_DAYS = 30.0

@@ -150,6 +150,27 @@ class Worker:
             return 0.0
         return round(100.0 * cfg.gpu_used_gb / cfg.gpu_total_gb, 2)
 
+    def _gpu_image_trust(self, prefix: str, tag_prefix: str) -> list[tuple[str, Any]]:
+        """The GPU, image and trust fields both listings share, in the gateway's order.
+
+        ``/api/workers`` names them bare with ``agent_`` tags; ``/v1/models`` prefixes all
+        with ``agentfm_``. Empty image and capability tags are left out; the trust fields
+        are placeholders that `_peers.apply_trust` fills in.
+        """
+        cfg = self.config
+        gpu = (
+            ("has_gpu", cfg.has_gpu),
+            ("gpu_used_gb", gofloat(cfg.gpu_used_gb if cfg.has_gpu else 0.0)),
+            ("gpu_total_gb", gofloat(cfg.gpu_total_gb if cfg.has_gpu else 0.0)),
+            ("gpu_usage_pct", gofloat(self._gpu_usage_pct())),
+        )
+        trust = (("honesty_score", 0), ("is_equivocator", False), ("dispatch_allowed", True))
+        return [
+            *((prefix + key, value) for key, value in gpu),
+            *worker_tags(self, tag_prefix),
+            *((prefix + key, value) for key, value in trust),
+        ]
+
     def profile(self, cpu: float, ram: float) -> dict[str, Any]:
         """The ``/api/workers`` entry, in the gateway's field order."""
         cfg = self.config
@@ -164,20 +185,8 @@ class Worker:
             "ram_free_gb": gofloat(ram),
             "current_tasks": self.current_tasks,
             "max_tasks": self.max_tasks,
-            "has_gpu": cfg.has_gpu,
-            "gpu_used_gb": gofloat(cfg.gpu_used_gb if cfg.has_gpu else 0.0),
-            "gpu_total_gb": gofloat(cfg.gpu_total_gb if cfg.has_gpu else 0.0),
-            "gpu_usage_pct": gofloat(self._gpu_usage_pct()),
         }
-        if cfg.image_ref:
-            entry["agent_image_ref"] = cfg.image_ref
-        if cfg.image_digest:
-            entry["agent_image_digest"] = cfg.image_digest
-        if self.capability:
-            entry["agent_capability"] = self.capability
-        entry["honesty_score"] = 0
-        entry["is_equivocator"] = False
-        entry["dispatch_allowed"] = True
+        entry.update(self._gpu_image_trust("", "agent_"))
         entry["online"] = self.online
         entry["last_seen"] = rfc3339(self.last_seen)
         return entry
@@ -208,19 +217,7 @@ class Worker:
         entry["agentfm_max_tasks"] = self.max_tasks
         entry["agentfm_cpu_usage_pct"] = gofloat(cpu)
         entry["agentfm_ram_free_gb"] = gofloat(ram)
-        entry["agentfm_has_gpu"] = cfg.has_gpu
-        entry["agentfm_gpu_used_gb"] = gofloat(cfg.gpu_used_gb if cfg.has_gpu else 0.0)
-        entry["agentfm_gpu_total_gb"] = gofloat(cfg.gpu_total_gb if cfg.has_gpu else 0.0)
-        entry["agentfm_gpu_usage_pct"] = gofloat(self._gpu_usage_pct())
-        if cfg.image_ref:
-            entry["agentfm_image_ref"] = cfg.image_ref
-        if cfg.image_digest:
-            entry["agentfm_image_digest"] = cfg.image_digest
-        if self.capability:
-            entry["agentfm_capability"] = self.capability
-        entry["agentfm_honesty_score"] = 0
-        entry["agentfm_is_equivocator"] = False
-        entry["agentfm_dispatch_allowed"] = True
+        entry.update(self._gpu_image_trust("agentfm_", "agentfm_"))
         entry["agentfm_online"] = True
         return entry
 
@@ -306,3 +303,18 @@ class Worker:
             metrics.observe_task(status, time.monotonic() - started)
             if ctx.output_dir_used:
                 await asyncio.to_thread(remove_tree, ctx.output_dir)
+
+
+def worker_tags(worker: Worker, prefix: str) -> list[tuple[str, str]]:
+    """The worker's non-empty image and capability tags, named ``prefix`` + field.
+
+    Every listing carries them under its own prefix: ``agent_`` (``/api/workers``, peer
+    reputation), ``agentfm_`` (``/v1/models``), ``advertised_`` (peer summary).
+    """
+    cfg = worker.config
+    tags = (
+        ("image_ref", cfg.image_ref),
+        ("image_digest", cfg.image_digest),
+        ("capability", worker.capability),
+    )
+    return [(prefix + key, value) for key, value in tags if value]

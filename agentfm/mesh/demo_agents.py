@@ -67,6 +67,11 @@ _STOPWORDS = frozenset(
 )
 
 
+def python_agent_argv(agent: str) -> list[str]:
+    """argv that runs one of these agents in a fresh interpreter quickly (``-S``: stdlib only)."""
+    return [sys.executable, "-S", __file__, agent]
+
+
 def echo_lines(prompt: str) -> list[str]:
     """The prompt back, line by line (each line keeps or gains its newline)."""
     lines = prompt.splitlines(keepends=True) or [""]

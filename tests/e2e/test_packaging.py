@@ -43,6 +43,7 @@ def test_wheel_ships_the_mit_license(tmp_path: Path) -> None:
         assert licences, names
         text = zf.read(licences[0]).decode()
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        commands = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt")))
     assert text.startswith("MIT License")
     assert "Copyright (c) 2026 AgentFM contributors" in text
     assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
@@ -50,7 +51,10 @@ def test_wheel_ships_the_mit_license(tmp_path: Path) -> None:
     assert "License-File: LICENSE" in metadata
     # The packages themselves, typed; not the cookbook (the demo links to it online).
     assert "agentfm/py.typed" in names
-    assert "agentfm_integrations/demo.py" in names
+    assert "agentfm_integrations/demo/__init__.py" in names
+    assert "agentfm_integrations/demo/__main__.py" in names
+    # `agentfm-py demo` finds the tour through this entry point (the SDK does not import it).
+    assert b"[agentfm.cli]\ndemo = agentfm_integrations.demo:main\n" in commands
     assert not any(n.startswith("cookbook/") for n in names)
 
 
@@ -114,7 +118,7 @@ def _closure(requirements: list[str]) -> set[str]:
 def test_all_extra_installs_everything_the_cookbook_and_demo_import() -> None:
     # README: `pip install -e ".[all]"`, then every cookbook script and the demo run.
     scripts = sorted(COOKBOOK.glob("*.py")) + sorted((COOKBOOK / "agents").glob("*.py"))
-    scripts.append(REPO / "agentfm_integrations" / "demo.py")
+    scripts += sorted((REPO / "agentfm_integrations" / "demo").glob("*.py"))
     needed = {module: _owner(module) for module in _third_party_imports(scripts)}
     assert "openai" in needed
     assert "langgraph.prebuilt" in needed
