@@ -1,13 +1,14 @@
-"""The configuration and I/O drivers behind both clients, as openai-python's base client.
+"""The I/O drivers behind both clients, shaped like openai-python's base client.
 
-`BaseAPIClient` holds what the two clients share and does no I/O: one constructor, the
-headers, request preparation and `with_options`. `SyncAPIClient` and `AsyncAPIClient` add
-only the I/O, each method a short driver over the pure decisions of `agentfm._base_client`
-(what to send, what a response means, whether to retry) and the sans-IO decoders:
+`agentfm._api_config.BaseAPIClient` holds what the two clients share and does no I/O (one
+constructor, the headers, request preparation, `with_options`). `SyncAPIClient` and
+`AsyncAPIClient` add only the I/O, each method a short driver over the pure decisions of
+`agentfm._base_client` (what to send, what a response means, whether to retry) and the
+sans-IO decoders:
 
 - ``request`` / ``request_json``: one call under the retry policy;
 - ``stream(spec, decoder, parse)``: open a stream, feed the decoder, flush, parse each item;
-- ``drive(flow)`` / ``iterate(flow)``: run a multi-step flow (`agentfm._resource`).
+- ``drive(flow)`` / ``iterate(flow)``: run a multi-step flow (`agentfm._flow`).
 
 Resources reach the gateway through these methods only. This module imports no resource,
 so resources are typed against it without an import circle.
@@ -16,15 +17,13 @@ so resources are typed against it without an import circle.
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import time
 from contextlib import asynccontextmanager, closing, contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from agentfm._api_config import BaseAPIClient
 from agentfm._base_client import (
     RequestSpec,
     RetryPolicy,
@@ -32,93 +31,26 @@ from agentfm._base_client import (
     call_timeout_error,
     call_with_retry,
     decode_json,
-    default_timeout,
     error_from_response,
-    error_from_transport,
     output_too_large_error,
 )
-from agentfm._constants import (
-    DEFAULT_GATEWAY,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_RETRIES,
-    ENV_API_KEY,
-    ENV_GATEWAY_URL,
-    USER_AGENT,
-)
 from agentfm._flow import Emit, Sleep, Step
-from agentfm._redact import basic_auth, redact_url, split_userinfo
-from agentfm._transport import AsyncShardedTransport, ShardedTransport, resolve_proxy, tls_context
-from agentfm._validation import require_positive_int, require_timeout
-from agentfm.artifacts import ArtifactManager
-from agentfm.exceptions import AgentFMError, InvalidRequestError
+from agentfm._transport import AsyncShardedTransport, ShardedTransport
+from agentfm.exceptions import AgentFMError
 
 if TYPE_CHECKING:
-    import ssl
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from typing_extensions import Self
 
     from agentfm._decoders import Decoder
     from agentfm._flow import Flow
 
-__all__ = ["AsyncAPIClient", "BaseAPIClient", "SyncAPIClient"]
+__all__ = ["AsyncAPIClient", "SyncAPIClient", "mark_started"]
 
-HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 X = TypeVar("X")
 T = TypeVar("T")
 R = TypeVar("R")
-_Phase = Literal["request", "stream", "body"]
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "<unset>"
-
-
-_UNSET: Final = _Unset()
-
-
-class _SharedHttp(Generic[HttpT]):
-    """An httpx client shared by a client and its `with_options` copies, closed by the last."""
-
-    def __init__(self, http: HttpT, *, owned: bool = True) -> None:
-        self.http: HttpT = http
-        self.owned = owned
-        self.users = 1
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            self.users += 1
-
-    def release(self) -> bool:
-        """Drop one user; True when the caller must close the httpx client."""
-        with self._lock:
-            self.users -= 1
-            return self.users == 0
-
-
-def _normalise_scheme(url: str) -> str:
-    """Lower-case an ``HTTP://``/``HTTPS://`` scheme; leave any other URL as given.
-
-    A bad scheme is not refused here: like 0.3.0 (and httpx), the first request raises
-    `InvalidRequestError` (``invalid_gateway_url``), inside the caller's ``try``.
-    """
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme.lower() in ("http", "https"):
-        return scheme.lower() + sep + rest
-    return url
-
-
-def _check_args(retries: object, max_connections: int | None, timeout: object) -> None:
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise InvalidRequestError(
-            f"retries must be an int >= 0, got {retries!r}", code="invalid_retries"
-        )
-    if max_connections is not None and max_connections < 1:
-        raise InvalidRequestError("max_connections must be >= 1", code="invalid_max_connections")
-    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0:
-        raise InvalidRequestError("timeout must be positive", code="invalid_timeout")
 
 
 class _Deadline:
@@ -177,185 +109,6 @@ async def _araw_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
             yield piece
     except httpx.StreamConsumed:
         yield response.content
-
-
-class BaseAPIClient(Generic[HttpT]):
-    """Configuration common to both clients (no I/O); the constructor of both.
-
-    The arguments are documented on `agentfm.AgentFMClient`.
-    """
-
-    def __init__(
-        self,
-        gateway_url: str | None = None,
-        *,
-        timeout: float | httpx.Timeout | None = None,
-        retries: int = DEFAULT_RETRIES,
-        artifacts_dir: str | Path | None = None,
-        api_key: str | _Unset | None = _UNSET,
-        max_connections: int | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        routing_warning: bool = True,
-        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
-        max_output_bytes: int | None = None,
-        proxy: str | httpx.URL | httpx.Proxy | None = None,
-        verify: bool | str | ssl.SSLContext = True,
-        http_client: HttpT | None = None,
-        _shared: _SharedHttp[HttpT] | None = None,
-    ) -> None:
-        url = _normalise_scheme(gateway_url or os.environ.get(ENV_GATEWAY_URL) or DEFAULT_GATEWAY)
-        _check_args(retries, max_connections, timeout)
-        self.idle_timeout: float | None = require_timeout(idle_timeout, name="idle_timeout")
-        if max_output_bytes is not None:
-            require_positive_int(max_output_bytes, name="max_output_bytes")
-        self.max_output_bytes: int | None = max_output_bytes
-        self._url_arg = url.rstrip("/")
-        # Requests go to the bare URL; userinfo becomes a Basic header (see agentfm._redact).
-        bare, self._credentials = split_userinfo(self._url_arg)
-        self.gateway_url: str = bare
-        self.retries: int = retries
-        if isinstance(api_key, _Unset):
-            api_key = os.environ.get(ENV_API_KEY) or None
-        self._api_key: str | None = api_key or None
-        self._timeout_arg = timeout
-        self.timeout: httpx.Timeout = default_timeout(timeout)
-        self.max_connections = max_connections
-        self.default_headers: dict[str, str] = dict(default_headers or {})
-        self.routing_warning: bool = bool(routing_warning)
-        self.artifacts_dir: Path | None = (
-            Path(artifacts_dir).expanduser().resolve() if artifacts_dir is not None else None
-        )
-        self.artifacts: ArtifactManager | None = (
-            ArtifactManager(watch_dir=self.artifacts_dir, extract_dir=self.artifacts_dir)
-            if self.artifacts_dir is not None
-            else None
-        )
-        self._artifact_route_missing = False
-        self._proxy_arg = proxy
-        self._verify = verify
-        self._proxy: httpx.Proxy | None = resolve_proxy(self.gateway_url, proxy)
-        self._headers_auth = self._headers(auth=True)
-        self._headers_plain = self._headers(auth=False)
-        if _shared is None:
-            # An injected client is used as is (its transport, proxies, TLS, event hooks),
-            # and the caller closes it.
-            _shared = (
-                _SharedHttp(http_client, owned=False)
-                if http_client is not None
-                else _SharedHttp(self._new_http())
-            )
-        else:
-            _shared.acquire()
-        self._shared: _SharedHttp[HttpT] = _shared
-        self._http: HttpT = _shared.http
-        self._injected_http = not _shared.owned
-        self._closed = False
-
-    def _new_http(self) -> HttpT:
-        """The httpx client this SDK builds when none is injected."""
-        raise NotImplementedError
-
-    def _transport_kwargs(self) -> dict[str, Any]:
-        return {
-            "max_connections": self.max_connections,
-            "proxy": self._proxy,
-            "verify": tls_context(self.gateway_url, self._verify),
-        }
-
-    @property
-    def api_key(self) -> str | None:
-        """The bearer key sent with every request (never shown in ``repr``)."""
-        return self._api_key
-
-    @property
-    def auth_headers(self) -> Mapping[str, str]:
-        """The headers of an authenticated request (they carry the key: never log them)."""
-        return self._headers_auth
-
-    def __repr__(self) -> str:
-        auth = "set" if self._api_key else "none"
-        url = redact_url(self._url_arg)
-        return f"{type(self).__name__}(gateway_url={url!r}, api_key=<{auth}>)"
-
-    def _headers(self, *, auth: bool = True) -> dict[str, str]:
-        headers = {
-            "User-Agent": USER_AGENT,
-            "Accept": "*/*",
-            # Bodies are read raw (no decoding layer), so ask for them uncompressed.
-            "Accept-Encoding": "identity",
-            **self.default_headers,
-        }
-        if auth and self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        if self._credentials is not None:
-            # Userinfo in the URL: sent on every request, as httpx sends it (it replaces a
-            # bearer key, since both would be the one Authorization header).
-            headers["Authorization"] = basic_auth(self._credentials)
-        return headers
-
-    def prepare(self, spec: RequestSpec) -> RequestSpec:
-        """``spec`` with the gateway URL, the headers and the client's timeout filled in."""
-        headers = self._headers_auth if spec.auth else self._headers_plain
-        if spec.headers:
-            headers = {**headers, **spec.headers}
-        return RequestSpec(
-            method=spec.method,
-            path=self.gateway_url + spec.path,
-            json=spec.json,
-            params=spec.params,
-            timeout=spec.timeout or self.timeout,
-            idempotent=spec.idempotent,
-            auth=spec.auth,
-            headers=headers,
-            idle_timeout=spec.idle_timeout,
-        )
-
-    def _policy(self, spec: RequestSpec, retry: bool = True) -> RetryPolicy:
-        return RetryPolicy(self.retries if retry else 0, spec.idempotent)
-
-    def _transport_error(self, exc: Exception, phase: _Phase = "request") -> AgentFMError:
-        return error_from_transport(exc, gateway_url=self.gateway_url, phase=phase)
-
-    def _release(self) -> bool:
-        """Mark this client closed; True when the caller must close the httpx client."""
-        if self._closed:
-            return False
-        self._closed = True
-        return self._shared.release() and self._shared.owned
-
-    def with_options(self, **options: Any) -> Self:
-        """Return a client with some settings changed that shares this one's connection pool."""
-        merged: dict[str, Any] = {
-            "gateway_url": self._url_arg,
-            "timeout": self._timeout_arg,
-            "retries": self.retries,
-            "artifacts_dir": self.artifacts_dir,
-            "api_key": self._api_key,
-            "max_connections": self.max_connections,
-            "default_headers": self.default_headers,
-            "routing_warning": self.routing_warning,
-            "idle_timeout": self.idle_timeout,
-            "max_output_bytes": self.max_output_bytes,
-            "proxy": self._proxy_arg,
-            "verify": self._verify,
-        }
-        for key, value in options.items():
-            if key not in merged:
-                raise TypeError(f"with_options() got an unexpected keyword argument {key!r}")
-            if not isinstance(value, _Unset):
-                merged[key] = value
-        return type(self)(**merged, _shared=self._shared)
-
-    # -- transitional aliases (issue #16) -------------------------------------------------
-    # `agentfm.resources.tasks` still calls the 0.4 private names; they go once it calls
-    # the names above (the mapping is in the issue's merge notes).
-
-    @property
-    def _auth_headers(self) -> Mapping[str, str]:
-        return self._headers_auth
-
-    def _spec(self, spec: RequestSpec) -> RequestSpec:
-        return self.prepare(spec)
 
 
 class SyncAPIClient(BaseAPIClient[httpx.Client]):
