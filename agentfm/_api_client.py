@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import asynccontextmanager, closing, contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -34,7 +34,7 @@ from agentfm._base_client import (
     error_from_response,
     output_too_large_error,
 )
-from agentfm._flow import Emit, Sleep, Step
+from agentfm._flow import Emit, FlowRun, Sleep, Step
 from agentfm._transport import AsyncShardedTransport, ShardedTransport
 from agentfm.exceptions import AgentFMError
 
@@ -77,6 +77,44 @@ class _OutputCap:
         if self._limit is not None and self._received > self._limit:
             raise output_too_large_error(self._limit)
         return piece
+
+
+class _StreamRun(Generic[X, T]):
+    """The pure half of the ``stream`` drivers: count, decode, parse, finish, map failures."""
+
+    def __init__(
+        self,
+        decoder: Decoder[X],
+        parse: Callable[[X], T],
+        limit: int | None,
+        on_end: Callable[[], None] | None,
+        on_error: Callable[[AgentFMError], AgentFMError],
+    ) -> None:
+        self._decoder = decoder
+        self._parse = parse
+        self._cap = _OutputCap(limit)
+        self._on_end = on_end
+        self._on_error = on_error
+
+    def feed(self, piece: bytes) -> Iterator[T]:
+        """The items ``piece`` completes, parsed one by one as the caller takes them."""
+        for item in self._decoder.feed(self._cap.count(piece)):
+            yield self._parse(item)
+
+    def finish(self) -> Iterator[T]:
+        """The items the flush releases, then the end check."""
+        for item in self._decoder.flush():
+            yield self._parse(item)
+        if self._on_end is not None:
+            self._on_end()
+
+    @contextmanager
+    def failures(self) -> Iterator[None]:
+        """Raise a failure after the 200 as ``on_error`` makes it."""
+        try:
+            yield
+        except AgentFMError as exc:
+            raise self._on_error(exc) from exc.__cause__
 
 
 def _stream_policy(retries: int) -> RetryPolicy:
@@ -191,18 +229,11 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
         ``on_end`` runs after the flush (it may raise how the stream ended). A failure
         after the 200 goes through ``on_error`` (default: `mark_started`) before it is raised.
         """
-        with self.open_stream(spec) as response:
-            cap = _OutputCap(max_output_bytes)
-            try:
-                for piece in self.iter_body(response, timeout):
-                    for item in decoder.feed(cap.count(piece)):
-                        yield parse(item)
-                for item in decoder.flush():
-                    yield parse(item)
-                if on_end is not None:
-                    on_end()
-            except AgentFMError as exc:
-                raise on_error(exc) from exc.__cause__
+        run = _StreamRun(decoder, parse, max_output_bytes, on_end, on_error)
+        with self.open_stream(spec) as response, run.failures():
+            for piece in self.iter_body(response, timeout):
+                yield from run.feed(piece)
+            yield from run.finish()
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Sleep):
@@ -213,29 +244,22 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
 
     def drive(self, flow: Flow[Any, R]) -> R:
         """Run ``flow`` to its end: send its requests, sleep its sleeps, return its result."""
-        reply: Any = None
-        with closing(flow):
-            while True:
-                try:
-                    step = flow.send(reply)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-                reply = None if isinstance(step, Emit) else self._perform(step)
+        run: FlowRun[Any, R] = FlowRun(flow)
+        for _ in self._run(run):
+            pass
+        return run.result  # type: ignore[return-value]
 
     def iterate(self, flow: Flow[T, Any]) -> Iterator[T]:
         """Run ``flow`` and yield what it emits."""
-        reply: Any = None
-        with closing(flow):
-            while True:
-                try:
-                    step = flow.send(reply)
-                except StopIteration:
-                    return
+        return self._run(FlowRun(flow))
+
+    def _run(self, run: FlowRun[T, Any]) -> Iterator[T]:
+        with closing(run):
+            while (step := run.next()) is not None:
                 if isinstance(step, Emit):
-                    reply = None
                     yield step.value
                 else:
-                    reply = self._perform(step)
+                    run.answer(self._perform(step))
 
     def __enter__(self) -> Self:
         return self
@@ -346,18 +370,14 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         on_error: Callable[[AgentFMError], AgentFMError] = mark_started,
     ) -> AsyncIterator[T]:
         """The asyncio twin of `SyncAPIClient.stream`."""
+        run = _StreamRun(decoder, parse, max_output_bytes, on_end, on_error)
         async with self.open_stream(spec) as response:
-            cap = _OutputCap(max_output_bytes)
-            try:
+            with run.failures():
                 async for piece in self.iter_body(response, timeout):
-                    for item in decoder.feed(cap.count(piece)):
-                        yield parse(item)
-                for item in decoder.flush():
-                    yield parse(item)
-                if on_end is not None:
-                    on_end()
-            except AgentFMError as exc:
-                raise on_error(exc) from exc.__cause__
+                    for item in run.feed(piece):
+                        yield item
+                for item in run.finish():
+                    yield item
 
     async def _perform(self, step: Step) -> Any:
         if isinstance(step, Sleep):
@@ -368,29 +388,22 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
 
     async def drive(self, flow: Flow[Any, R]) -> R:
         """Run ``flow`` to its end: send its requests, sleep its sleeps, return its result."""
-        reply: Any = None
-        with closing(flow):
-            while True:
-                try:
-                    step = flow.send(reply)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-                reply = None if isinstance(step, Emit) else await self._perform(step)
+        run: FlowRun[Any, R] = FlowRun(flow)
+        async for _ in self._run(run):
+            pass
+        return run.result  # type: ignore[return-value]
 
-    async def iterate(self, flow: Flow[T, Any]) -> AsyncIterator[T]:
+    def iterate(self, flow: Flow[T, Any]) -> AsyncIterator[T]:
         """Run ``flow`` and yield what it emits."""
-        reply: Any = None
-        with closing(flow):
-            while True:
-                try:
-                    step = flow.send(reply)
-                except StopIteration:
-                    return
+        return self._run(FlowRun(flow))
+
+    async def _run(self, run: FlowRun[T, Any]) -> AsyncIterator[T]:
+        with closing(run):
+            while (step := run.next()) is not None:
                 if isinstance(step, Emit):
-                    reply = None
                     yield step.value
                 else:
-                    reply = await self._perform(step)
+                    run.answer(await self._perform(step))
 
     async def __aenter__(self) -> Self:
         return self

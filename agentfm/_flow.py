@@ -40,3 +40,35 @@ Step = RequestSpec | Sleep | Emit[Any]
 
 Flow = Generator[RequestSpec | Sleep | Emit[T], Any, R]
 """A flow emitting ``T`` items and returning ``R``."""
+
+
+class FlowRun(Generic[T, R]):
+    """One flow being driven: the drivers ask it for the next step and answer it.
+
+    Keeping the stepping here leaves each client's driver a loop of a few lines that only
+    performs the steps (sends, sleeps), so the sync and async drivers cannot drift.
+    """
+
+    def __init__(self, flow: Flow[T, R]) -> None:
+        self._flow = flow
+        self._reply: Any = None
+        self.result: R | None = None
+        """What the flow returned, once `next` gave None."""
+
+    def next(self) -> Step | None:
+        """The next step, or None once the flow returned (see `result`)."""
+        try:
+            step = self._flow.send(self._reply)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+        self._reply = None
+        return step
+
+    def answer(self, reply: Any) -> None:
+        """Answer the step just taken (the JSON body of a request)."""
+        self._reply = reply
+
+    def close(self) -> None:
+        """Stop the flow (the caller stopped early or a step failed)."""
+        self._flow.close()
