@@ -26,6 +26,10 @@ def run(pieces: list[bytes], *, hold: bool = True) -> tuple[list[list[str]], Mar
     return seen, decoder
 
 
+def joined(seen: list[list[str]]) -> str:
+    return "".join(piece for pieces in seen for piece in pieces)
+
+
 def test_a_lone_rejection_line_is_never_released() -> None:
     seen, decoder = run([REJECTION.encode()])
     assert seen == [[], []]
@@ -45,7 +49,7 @@ def test_a_rejection_split_inside_its_prefix_is_held_from_the_first_byte() -> No
 
 def test_without_the_hold_the_rejection_line_reaches_the_caller() -> None:
     seen, decoder = run([REJECTION.encode()], hold=False)
-    assert "".join(sum(seen, [])) == REJECTION
+    assert joined(seen) == REJECTION
     assert decoder.emitted is True
     assert isinstance(decoder.error, WorkerRejectedError)
 
@@ -119,10 +123,10 @@ def test_holding_changes_only_whether_a_rejection_is_shown(
     """With the hold the text is the same, except a rejection's line, which never shows."""
     data = (output + ("\n" + marker + "\n" if marker else "")).encode()
     points = sorted({min(cut, len(data)) for cut in cuts})
-    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
     held, held_decoder = run(pieces, hold=True)
     plain, plain_decoder = run(pieces, hold=False)
-    held_text, plain_text = "".join(sum(held, [])), "".join(sum(plain, []))
+    held_text, plain_text = joined(held), joined(plain)
     assert type(held_decoder.error) is type(plain_decoder.error)
     assert held_decoder.marker == plain_decoder.marker
     if isinstance(plain_decoder.error, WorkerRejectedError):

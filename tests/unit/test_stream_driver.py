@@ -6,8 +6,7 @@ Both flavours run the same cases over a mock gateway injected as ``http_client=`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -24,6 +23,9 @@ from agentfm._base_client import RequestSpec
 from agentfm._constants import ARTIFACT_NONE
 from agentfm._decoders import MarkerDecoder
 from agentfm._streaming import AsyncStream, Stream, StreamState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 GW = "http://stream.test"
 SPEC = RequestSpec("POST", "/api/execute", json={"prompt": "p"})
