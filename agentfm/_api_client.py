@@ -164,7 +164,7 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
         if self._release():
             self._http.close()
 
-    def send_once(self, spec: RequestSpec) -> httpx.Response:
+    def _send_once(self, spec: RequestSpec) -> httpx.Response:
         """Send a prepared ``spec`` once and read the whole body (typed error on failure)."""
         try:
             response = self._http.send(spec.build())
@@ -176,17 +176,17 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
 
     def request(self, spec: RequestSpec, *, retry: bool = True) -> httpx.Response:
         """Send ``spec`` under the retry policy (``retry=False``: one attempt)."""
-        spec = self.prepare(spec)
-        return call_with_retry(self._policy(spec, retry), lambda: self.send_once(spec))
+        spec = self._prepare(spec)
+        return call_with_retry(self._policy(spec, retry), lambda: self._send_once(spec))
 
     def request_json(self, spec: RequestSpec) -> Any:
         """Send ``spec`` and decode its JSON body."""
         return decode_json(self.request(spec))
 
     @contextmanager
-    def open_stream(self, spec: RequestSpec) -> Iterator[httpx.Response]:
+    def _open_stream(self, spec: RequestSpec) -> Iterator[httpx.Response]:
         """Send ``spec`` as a stream (retried only while never sent); yield the 2xx response."""
-        request = self.prepare(spec).build()
+        request = self._prepare(spec).build()
 
         def send() -> httpx.Response:
             try:
@@ -203,7 +203,7 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
                 raise _status_error(response, body)
             yield response
 
-    def iter_body(self, response: httpx.Response, timeout: float | None) -> Iterator[bytes]:
+    def _iter_body(self, response: httpx.Response, timeout: float | None) -> Iterator[bytes]:
         """The raw body pieces, within the call's total ``timeout``."""
         deadline = _Deadline(timeout)
         try:
@@ -222,16 +222,18 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
         timeout: float | None = None,
         max_output_bytes: int | None = None,
         on_end: Callable[[], None] | None = None,
-        on_error: Callable[[AgentFMError], AgentFMError] = mark_started,
+        on_error: Callable[[AgentFMError], AgentFMError] | None = None,
     ) -> Iterator[T]:
         """Open ``spec`` as a stream, feed ``decoder``, flush it, and yield ``parse(item)``.
 
-        ``on_end`` runs after the flush (it may raise how the stream ended). A failure
-        after the 200 goes through ``on_error`` (default: `mark_started`) before it is raised.
+        ``timeout`` is the call's total deadline and ``max_output_bytes`` caps the raw body
+        (`OutputTooLargeError`); the idle bound travels in the spec. ``on_end`` runs after
+        the flush (it may raise how the stream ended). A failure after the 200 goes through
+        ``on_error`` (default: `mark_started`) before it is raised.
         """
-        run = _StreamRun(decoder, parse, max_output_bytes, on_end, on_error)
-        with self.open_stream(spec) as response, run.failures():
-            for piece in self.iter_body(response, timeout):
+        run = _StreamRun(decoder, parse, max_output_bytes, on_end, on_error or mark_started)
+        with self._open_stream(spec) as response, run.failures():
+            for piece in self._iter_body(response, timeout):
                 yield from run.feed(piece)
             yield from run.finish()
 
@@ -269,20 +271,11 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
 
     # -- transitional aliases (issue #16): see `BaseAPIClient` ----------------------------
 
-    def _send_once(self, spec: RequestSpec) -> httpx.Response:
-        return self.send_once(spec)
-
     def _request(self, spec: RequestSpec, *, retry: bool = True) -> httpx.Response:
         return self.request(spec, retry=retry)
 
     def _request_json(self, spec: RequestSpec) -> Any:
         return self.request_json(spec)
-
-    def _open_stream(self, spec: RequestSpec) -> Any:
-        return self.open_stream(spec)
-
-    def _iter_body(self, response: httpx.Response, timeout: float | None) -> Iterator[bytes]:
-        return self.iter_body(response, timeout)
 
 
 class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
@@ -304,7 +297,7 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         """Alias of `aclose`."""
         await self.aclose()
 
-    async def send_once(self, spec: RequestSpec) -> httpx.Response:
+    async def _send_once(self, spec: RequestSpec) -> httpx.Response:
         """Send a prepared ``spec`` once and read the whole body (typed error on failure)."""
         try:
             response = await self._http.send(spec.build())
@@ -316,17 +309,17 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
 
     async def request(self, spec: RequestSpec, *, retry: bool = True) -> httpx.Response:
         """Send ``spec`` under the retry policy (``retry=False``: one attempt)."""
-        spec = self.prepare(spec)
-        return await acall_with_retry(self._policy(spec, retry), lambda: self.send_once(spec))
+        spec = self._prepare(spec)
+        return await acall_with_retry(self._policy(spec, retry), lambda: self._send_once(spec))
 
     async def request_json(self, spec: RequestSpec) -> Any:
         """Send ``spec`` and decode its JSON body."""
         return decode_json(await self.request(spec))
 
     @asynccontextmanager
-    async def open_stream(self, spec: RequestSpec) -> AsyncIterator[httpx.Response]:
+    async def _open_stream(self, spec: RequestSpec) -> AsyncIterator[httpx.Response]:
         """Send ``spec`` as a stream (retried only while never sent); yield the 2xx response."""
-        request = self.prepare(spec).build()
+        request = self._prepare(spec).build()
 
         async def send() -> httpx.Response:
             try:
@@ -346,7 +339,7 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         finally:
             await response.aclose()
 
-    async def iter_body(
+    async def _iter_body(
         self, response: httpx.Response, timeout: float | None
     ) -> AsyncIterator[bytes]:
         """The raw body pieces, within the call's total ``timeout``."""
@@ -367,13 +360,13 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         timeout: float | None = None,
         max_output_bytes: int | None = None,
         on_end: Callable[[], None] | None = None,
-        on_error: Callable[[AgentFMError], AgentFMError] = mark_started,
+        on_error: Callable[[AgentFMError], AgentFMError] | None = None,
     ) -> AsyncIterator[T]:
         """The asyncio twin of `SyncAPIClient.stream`."""
-        run = _StreamRun(decoder, parse, max_output_bytes, on_end, on_error)
-        async with self.open_stream(spec) as response:
+        run = _StreamRun(decoder, parse, max_output_bytes, on_end, on_error or mark_started)
+        async with self._open_stream(spec) as response:
             with run.failures():
-                async for piece in self.iter_body(response, timeout):
+                async for piece in self._iter_body(response, timeout):
                     for item in run.feed(piece):
                         yield item
                 for item in run.finish():
@@ -413,17 +406,8 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
 
     # -- transitional aliases (issue #16): see `BaseAPIClient` ----------------------------
 
-    async def _send_once(self, spec: RequestSpec) -> httpx.Response:
-        return await self.send_once(spec)
-
     async def _request(self, spec: RequestSpec, *, retry: bool = True) -> httpx.Response:
         return await self.request(spec, retry=retry)
 
     async def _request_json(self, spec: RequestSpec) -> Any:
         return await self.request_json(spec)
-
-    def _open_stream(self, spec: RequestSpec) -> Any:
-        return self.open_stream(spec)
-
-    def _iter_body(self, response: httpx.Response, timeout: float | None) -> AsyncIterator[bytes]:
-        return self.iter_body(response, timeout)

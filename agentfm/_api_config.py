@@ -147,8 +147,8 @@ class BaseAPIClient(Generic[HttpT]):
         self._proxy_arg = proxy
         self._verify = verify
         self._proxy: httpx.Proxy | None = resolve_proxy(self.gateway_url, proxy)
-        self._headers_auth = self._headers(auth=True)
-        self._headers_plain = self._headers(auth=False)
+        self._auth_headers = self._headers(auth=True)
+        self._plain_headers = self._headers(auth=False)
         if _shared is None:
             # An injected client is used as is (its transport, proxies, TLS, event hooks),
             # and the caller closes it.
@@ -180,11 +180,6 @@ class BaseAPIClient(Generic[HttpT]):
         """The bearer key sent with every request (never shown in ``repr``)."""
         return self._api_key
 
-    @property
-    def auth_headers(self) -> Mapping[str, str]:
-        """The headers of an authenticated request (they carry the key: never log them)."""
-        return self._headers_auth
-
     def __repr__(self) -> str:
         auth = "set" if self._api_key else "none"
         url = redact_url(self._url_arg)
@@ -206,9 +201,9 @@ class BaseAPIClient(Generic[HttpT]):
             headers["Authorization"] = basic_auth(self._credentials)
         return headers
 
-    def prepare(self, spec: RequestSpec) -> RequestSpec:
+    def _prepare(self, spec: RequestSpec) -> RequestSpec:
         """``spec`` with the gateway URL, the headers and the client's timeout filled in."""
-        headers = self._headers_auth if spec.auth else self._headers_plain
+        headers = self._auth_headers if spec.auth else self._plain_headers
         if spec.headers:
             headers = {**headers, **spec.headers}
         return RequestSpec(
@@ -260,12 +255,8 @@ class BaseAPIClient(Generic[HttpT]):
         return type(self)(**merged, _shared=self._shared)
 
     # -- transitional aliases (issue #16) -------------------------------------------------
-    # `agentfm.resources.tasks` still calls the 0.4 private names; they go once it calls
-    # the names above (the mapping is in the issue's merge notes).
-
-    @property
-    def _auth_headers(self) -> Mapping[str, str]:
-        return self._headers_auth
+    # `agentfm.resources.tasks` still calls the names these replaced; they go once it calls
+    # the new ones (`_prepare`, `request`, `request_json`, `stream`).
 
     def _spec(self, spec: RequestSpec) -> RequestSpec:
-        return self.prepare(spec)
+        return self._prepare(spec)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SANDBOX_EXIT_PREFIX",
     "START_FAILED_PREFIX",
+    "BytesDecoder",
     "Decoder",
     "MarkerDecoder",
     "SSEDecoder",
@@ -55,6 +56,18 @@ class Decoder(Protocol[X_co]):
     def flush(self) -> Sequence[X_co]:
         """Finish the body; return the last items (may raise how the stream ended)."""
         ...
+
+
+class BytesDecoder:
+    """The body as it arrives, piece by piece (an artifact zip, say): no decoding at all."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return ``data`` as one item (none for an empty piece)."""
+        return [data] if data else []
+
+    def flush(self) -> list[bytes]:
+        """Nothing is held back."""
+        return []
 
 
 _MARKERS = (ARTIFACT_INCOMING, ARTIFACT_NONE)

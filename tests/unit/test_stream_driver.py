@@ -21,7 +21,7 @@ from agentfm import (
 )
 from agentfm._base_client import RequestSpec
 from agentfm._constants import ARTIFACT_NONE
-from agentfm._decoders import MarkerDecoder
+from agentfm._decoders import BytesDecoder, MarkerDecoder
 from agentfm._streaming import AsyncStream, Stream, StreamState
 
 if TYPE_CHECKING:
@@ -99,6 +99,13 @@ def test_an_error_status_is_typed_and_not_marked_started(drive: Any) -> None:
         drive(answer(b"404 page not found", status=404))
     assert caught.value.code == "route_not_found"
     assert not getattr(caught.value, "task_started", False)
+
+
+def test_bytes_decoder_passes_the_body_through() -> None:
+    with httpx.Client(transport=httpx.MockTransport(answer(BODY))) as http:
+        client = AgentFMClient(GW, http_client=http, api_key=None)
+        pieces = list(client.stream(SPEC, BytesDecoder(), bytes))
+    assert b"".join(pieces) == BODY
 
 
 def failing_source(state: StreamState) -> Any:
