@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["BaseAPIClient"]
+__all__ = ["BaseAPIClient", "http_preset"]
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 Phase = Literal["request", "stream", "body"]
@@ -79,6 +79,21 @@ def _normalise_scheme(url: str) -> str:
     if sep and scheme.lower() in ("http", "https"):
         return scheme.lower() + sep + rest
     return url
+
+
+def http_preset(
+    base_url: str, timeout: float | httpx.Timeout | None, user_agent: str, api_key: str | None
+) -> dict[str, Any]:
+    """The httpx client settings of 0.3.0's ``make_client`` / ``make_async_client``."""
+    headers = {"User-Agent": user_agent}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return {
+        "base_url": base_url.rstrip("/"),
+        "timeout": default_timeout(timeout),
+        "headers": headers,
+        "follow_redirects": False,
+    }
 
 
 def _check_args(retries: object, max_connections: int | None, timeout: object) -> None:
