@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agentfm._base_client import RequestSpec
 from agentfm._entries import comment_digest, parse_peer_id
 from agentfm._flow import Emit
-from agentfm._resource import AsyncAPIResource, SyncAPIResource
+from agentfm._resource import AsyncAPIResource, SyncAPIResource, validate
 from agentfm.exceptions import GatewayProtocolError, InvalidRequestError
 from agentfm.resources.workers import _list_spec, parse_workers
 from agentfm.types.peers import (
@@ -61,13 +61,7 @@ def _get(peer_id: str, suffix: str = "", params: dict[str, str] | None = None) -
 
 
 def _parse(model: type[M], body: Any, route: str) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected {route} body: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(model, body, f"unexpected {route} body")
 
 
 def _int(value: object, name: str) -> str:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from agentfm._base_client import RequestSpec
 from agentfm._flow import Sleep
-from agentfm._resource import AsyncAPIResource, SyncAPIResource
+from agentfm._resource import AsyncAPIResource, SyncAPIResource, validate
 from agentfm._trust import passes_trust, require_min_honesty
 from agentfm._validation import require_peer_id
-from agentfm.exceptions import GatewayProtocolError, InvalidRequestError, WorkerNotFoundError
+from agentfm.exceptions import InvalidRequestError, WorkerNotFoundError
 from agentfm.models import WorkerProfile, WorkersResponse
 
 if TYPE_CHECKING:
@@ -31,13 +29,7 @@ def _list_spec(include_offline: bool) -> RequestSpec:
 
 def parse_workers(body: Any) -> list[WorkerProfile]:
     """Validate an ``/api/workers`` body."""
-    try:
-        return WorkersResponse.model_validate(body).agents
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected /api/workers body: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(WorkersResponse, body, "unexpected /api/workers body").agents
 
 
 def filter_workers(

@@ -6,13 +6,14 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agentfm._base_client import RequestSpec, resolve_timeout
 from agentfm._constants import PEER_ID_PREFIX_ED25519, STREAM_ERROR_PREFIX
 from agentfm._decoders import SSEDecoder, SSEEvent, failure_from_tail, strip_failure_line
+from agentfm._resource import validate
 from agentfm._validation import is_peer_id, require_prompt, require_timeout
-from agentfm.exceptions import AgentFMRoutingWarning, GatewayProtocolError, WorkerStreamError
+from agentfm.exceptions import AgentFMRoutingWarning, WorkerStreamError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,24 +77,12 @@ def check_common(model: object, timeout: float | None) -> tuple[str, float | Non
 
 def parse_model(cls: type[M], body: Any, what: str) -> M:
     """Validate a JSON body, turning a mismatch into `GatewayProtocolError`."""
-    try:
-        return cls.model_validate(body)
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected {what} from the gateway: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(cls, body, f"unexpected {what} from the gateway")
 
 
 def parse_chunk(cls: type[M], data: str) -> M:
     """Validate one SSE ``data:`` payload."""
-    try:
-        return cls.model_validate_json(data)
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected stream event from the gateway: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(cls, data, "unexpected stream event from the gateway", raw=True)
 
 
 def check_stream_error(text: str | None, finish_reason: str | None) -> None:
