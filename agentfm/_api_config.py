@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["BaseAPIClient", "http_preset"]
+__all__ = ["BaseAPIClient", "Settings", "http_preset"]
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 Phase = Literal["request", "stream", "body"]
@@ -79,6 +80,17 @@ def _normalise_scheme(url: str) -> str:
     if sep and scheme.lower() in ("http", "https"):
         return scheme.lower() + sep + rest
     return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The client settings a request depends on, as a value for the pure spec builders."""
+
+    gateway_url: str
+    timeout: httpx.Timeout
+    idle_timeout: float | None
+    max_output_bytes: int | None
+    routing_warning: bool
 
 
 def http_preset(
@@ -189,6 +201,17 @@ class BaseAPIClient(Generic[HttpT]):
             "proxy": self._proxy,
             "verify": tls_context(self.gateway_url, self._verify),
         }
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the resources build requests from (read at each call)."""
+        return Settings(
+            self.gateway_url,
+            self.timeout,
+            self.idle_timeout,
+            self.max_output_bytes,
+            self.routing_warning,
+        )
 
     @property
     def api_key(self) -> str | None:

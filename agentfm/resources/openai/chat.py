@@ -22,9 +22,8 @@ from agentfm.resources.openai._common import (
 from agentfm.types.openai import ChatCompletion, ChatCompletionChunk, ChatMessage, coerce_messages
 
 if TYPE_CHECKING:
-    import httpx
-
     from agentfm._api_client import AsyncAPIClient, SyncAPIClient
+    from agentfm._api_config import Settings
     from agentfm._base_client import RequestSpec
 
 __all__ = ["AsyncChat", "AsyncChatCompletions", "Chat", "ChatCompletions"]
@@ -34,8 +33,7 @@ _PATH = "/v1/chat/completions"
 
 
 def _build(
-    client_timeout: httpx.Timeout,
-    routing_warning: bool,
+    settings: Settings,
     model: object,
     messages: Messages,
     stream: bool,
@@ -46,10 +44,10 @@ def _build(
     wire = coerce_messages(messages)
     if not wire:
         raise InvalidRequestError("messages must not be empty", code="prompt_required")
-    if routing_warning:
+    if settings.routing_warning:
         GLOBAL_WARNER.check(model)
     body = {**extra, "model": model, "messages": wire, "stream": stream}
-    return completion_spec(client_timeout, _PATH, body, timeout)
+    return completion_spec(settings.timeout, _PATH, body, timeout)
 
 
 def _chunk(data: str, state: StreamState) -> ChatCompletionChunk:
@@ -129,15 +127,7 @@ class ChatCompletions(SyncAPIResource):
 
         Non-streamed calls are never retried once sent (a retry would run the task again).
         """
-        spec = _build(
-            self._client.timeout,
-            self._client.routing_warning,
-            model,
-            messages,
-            stream,
-            timeout,
-            extra,
-        )
+        spec = _build(self._client.settings, model, messages, stream, timeout, extra)
         if not stream:
             return _checked(self._client.request_json(spec))
         return Stream(lambda state: self._chunks(spec, timeout, state), StreamState()).start()
@@ -195,15 +185,7 @@ class AsyncChatCompletions(AsyncAPIResource):
         **extra: Any,
     ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Create a chat completion; ``stream=True`` returns an `AsyncStream` of chunks."""
-        spec = _build(
-            self._client.timeout,
-            self._client.routing_warning,
-            model,
-            messages,
-            stream,
-            timeout,
-            extra,
-        )
+        spec = _build(self._client.settings, model, messages, stream, timeout, extra)
         if not stream:
             return _checked(await self._client.request_json(spec))
         return await AsyncStream(

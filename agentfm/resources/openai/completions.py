@@ -22,8 +22,7 @@ from agentfm.types.openai import TextCompletion, TextCompletionChunk
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    import httpx
-
+    from agentfm._api_config import Settings
     from agentfm._base_client import RequestSpec
 
 __all__ = ["AsyncCompletions", "Completions"]
@@ -32,8 +31,7 @@ _PATH = "/v1/completions"
 
 
 def _build(
-    client_timeout: httpx.Timeout,
-    routing_warning: bool,
+    settings: Settings,
     model: object,
     prompt: object,
     stream: bool,
@@ -42,10 +40,10 @@ def _build(
 ) -> RequestSpec:
     model, timeout = check_common(model, timeout)
     prompt = require_prompt(prompt)
-    if routing_warning:
+    if settings.routing_warning:
         GLOBAL_WARNER.check(model)
     body = {**extra, "model": model, "prompt": prompt, "stream": stream}
-    return completion_spec(client_timeout, _PATH, body, timeout)
+    return completion_spec(settings.timeout, _PATH, body, timeout)
 
 
 def _chunk(data: str) -> TextCompletionChunk:
@@ -110,15 +108,7 @@ class Completions(SyncAPIResource):
         **extra: Any,
     ) -> TextCompletion | Stream[TextCompletionChunk]:
         """Create a text completion; ``stream=True`` returns a `Stream` of chunks."""
-        spec = _build(
-            self._client.timeout,
-            self._client.routing_warning,
-            model,
-            prompt,
-            stream,
-            timeout,
-            extra,
-        )
+        spec = _build(self._client.settings, model, prompt, stream, timeout, extra)
         if not stream:
             return _checked(self._client.request_json(spec))
         return Stream(lambda _: self._chunks(spec, timeout), StreamState()).start()
@@ -174,15 +164,7 @@ class AsyncCompletions(AsyncAPIResource):
         **extra: Any,
     ) -> TextCompletion | AsyncStream[TextCompletionChunk]:
         """Create a text completion; ``stream=True`` returns an `AsyncStream` of chunks."""
-        spec = _build(
-            self._client.timeout,
-            self._client.routing_warning,
-            model,
-            prompt,
-            stream,
-            timeout,
-            extra,
-        )
+        spec = _build(self._client.settings, model, prompt, stream, timeout, extra)
         if not stream:
             return _checked(await self._client.request_json(spec))
         return await AsyncStream(lambda _: self._chunks(spec, timeout), StreamState()).start()
