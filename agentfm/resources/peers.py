@@ -110,7 +110,6 @@ def _attached_bytes(value: str | None) -> bytes:
 def _signed_comment_spec(
     peer_id: str,
     text: str,
-    *,
     rater_peer_id: str,
     signer: Signer,
     language: str,
@@ -256,13 +255,7 @@ class Peers(SyncAPIResource):
         signs the canonical Comment digest. Never retried.
         """
         spec = _signed_comment_spec(
-            peer_id,
-            text,
-            rater_peer_id=rater_peer_id,
-            signer=signer,
-            language=language,
-            attached_rating_hash=attached_rating_hash,
-            timestamp_unix_ns=timestamp_unix_ns,
+            peer_id, text, rater_peer_id, signer, language, attached_rating_hash, timestamp_unix_ns
         )
         return _parse(CommentReceipt, self._client.request_json(spec), "/comments")
 
@@ -341,13 +334,7 @@ class AsyncPeers(AsyncAPIResource):
     ) -> CommentReceipt:
         """Comment signed by a key the caller holds (the gateway accepts only its own)."""
         spec = _signed_comment_spec(
-            peer_id,
-            text,
-            rater_peer_id=rater_peer_id,
-            signer=signer,
-            language=language,
-            attached_rating_hash=attached_rating_hash,
-            timestamp_unix_ns=timestamp_unix_ns,
+            peer_id, text, rater_peer_id, signer, language, attached_rating_hash, timestamp_unix_ns
         )
         return _parse(CommentReceipt, await self._client.request_json(spec), "/comments")
 
