@@ -1,32 +1,26 @@
-"""Sans-IO stream decoders and the generic stream wrappers.
+"""The stream wrappers handed to callers: `Stream`, `AsyncStream` and their task variants.
 
-`MarkerDecoder` turns the raw ``/api/execute`` body into output text and decides how the
-task ended; `SSEDecoder` turns an OpenAI-style event stream into ``data:`` payloads. Both
-take bytes through ``feed`` and finish with ``flush``; neither does I/O, so the sync and async
-clients drive the same code.
+A wrapper owns a *source* (a generator function of the `StreamState` it shares with its
+caller) and adds what users expect of a stream: lazy start or `start()`, ``with``/``close``,
+and the ids the source learns. The decoders the sources run live in `agentfm._decoders`
+(re-exported here for the import paths tests and 0.3.0 code use).
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from agentfm._constants import (
-    ARTIFACT_INCOMING,
-    ARTIFACT_NONE,
-    SENTINEL_PREFIX,
-    SSE_DONE_PAYLOAD,
-    WORKER_REJECTION_PREFIX,
-)
-from agentfm.exceptions import (
-    AgentExitError,
-    AgentFMError,
-    IncompleteStreamError,
-    TaskFailedError,
-    TaskStartError,
-    WorkerRejectedError,
+from agentfm._decoders import (
+    SANDBOX_EXIT_PREFIX,
+    START_FAILED_PREFIX,
+    Decoder,
+    MarkerDecoder,
+    SSEDecoder,
+    SSEEvent,
+    failure_from_tail,
+    strip_failure_line,
 )
 
 if TYPE_CHECKING:
@@ -34,388 +28,22 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = [
+    "SANDBOX_EXIT_PREFIX",
+    "START_FAILED_PREFIX",
     "AsyncStream",
     "AsyncTaskStream",
+    "Decoder",
     "MarkerDecoder",
     "SSEDecoder",
+    "SSEEvent",
     "Stream",
     "StreamState",
     "TaskStream",
+    "failure_from_tail",
+    "strip_failure_line",
 ]
 
 T = TypeVar("T")
-
-_MARKERS = (ARTIFACT_INCOMING, ARTIFACT_NONE)
-_LINE_HEAD = 200
-# A held line longer than this is output, not a marker: the worker writes its marker bare,
-# and holding (and rescanning) an ever-growing blank line would cost quadratic time.
-_MARKER_LINE_MAX = 256
-# How much released text is kept to find a failure line before the marker (protocol §5.4).
-_TAIL_KEEP = 1024
-SANDBOX_EXIT_PREFIX = "Sandbox exited: "
-"""Follows the ⚠️ sign on the line a worker writes when the agent exits non-zero or is killed."""
-START_FAILED_PREFIX = "❌ Failed to start task: "
-"""The line a worker writes when it cannot start the agent."""
-
-
-def failure_from_tail(tail: str) -> TaskFailedError | None:
-    """The failure told by the last line of a task's output, if that line is one.
-
-    The worker writes ``⚠️  Sandbox exited: <err>`` or ``❌ Failed to start task: <err>`` and
-    then its *normal* marker, so a stream that ended well can still be a failed task. The
-    line may be glued to output that did not end in a newline, so it is looked for within
-    the last line rather than only at its start.
-    """
-    last = tail.rstrip().rpartition("\n")[2]
-    at = last.find(START_FAILED_PREFIX)
-    if at >= 0:
-        detail = last[at + len(START_FAILED_PREFIX) :].strip()
-        return TaskStartError(
-            f"the worker could not start the task: {detail}",
-            exit_detail=detail,
-            code="task_start_failed",
-        )
-    at = last.find(SANDBOX_EXIT_PREFIX)
-    if at >= 0 and "\u26a0" in last[max(0, at - 4) : at]:
-        detail = last[at + len(SANDBOX_EXIT_PREFIX) :].strip()
-        return AgentExitError(
-            f"the agent exited abnormally ({detail})", exit_detail=detail, code="agent_exited"
-        )
-    return None
-
-
-def strip_failure_line(text: str) -> str:
-    """``text`` without its trailing failure line (what the agent itself wrote)."""
-    body = text.rstrip()
-    cut = body.rfind("\n") + 1
-    last = body[cut:]
-    for prefix in (START_FAILED_PREFIX, SANDBOX_EXIT_PREFIX):
-        at = last.find(prefix)
-        if at >= 0:
-            if prefix is SANDBOX_EXIT_PREFIX:
-                at = last.rfind("\u26a0", 0, at)
-                if at < 0:
-                    return text
-            return body[: cut + at]
-    return text
-
-
-def _could_be_marker(partial: str) -> bool:
-    """Whether an unfinished line may still turn out to be a terminal marker."""
-    core = partial.lstrip(" \t").rstrip(" \t\r")
-    return any(marker.startswith(core) for marker in _MARKERS)
-
-
-def _marker_of(line: str) -> str | None:
-    core = line.strip(" \t\r\n")
-    return core if core in _MARKERS else None
-
-
-class MarkerDecoder:
-    """Decode an ``/api/execute`` body: output text, then one terminal marker line.
-
-    Text is released as soon as it provably cannot be part of the terminal marker: a
-    partial line is emitted once it stops being a prefix of a marker, and a marker-looking
-    line is held back only until something other than whitespace follows it. Only a marker
-    on the last line counts, so an agent that prints ``[AGENTFM: FILES_INCOMING]`` in the
-    middle of its output does not fake an artifact. The single empty line the worker writes
-    before the marker is not part of the output.
-
-    Example:
-        ```python
-        decoder = MarkerDecoder()
-        for chunk in body_chunks:
-            for text in decoder.feed(chunk):
-                print(text, end="")
-        for text in decoder.flush():
-            print(text, end="")
-        decoder.raise_for_end()  # IncompleteStreamError / WorkerRejectedError
-        decoder.files_incoming
-        ```
-    """
-
-    def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._line = ""
-        self._line_plain = False
-        self._line_head = ""
-        self._held_blank: str | None = None
-        self._held_marker: str | None = None
-        self._after_marker: list[str] = []
-        self._last_line = ""
-        self._tail: list[str] = []
-        self._tail_size = 0
-        self.marker: str | None = None
-        """The terminal marker, once `flush` found one."""
-        self.error: AgentFMError | None = None
-        """Why the task failed, once `flush` found no marker."""
-
-    @property
-    def files_incoming(self) -> bool:
-        """True when the stream ended with ``[AGENTFM: FILES_INCOMING]``."""
-        return self.marker == ARTIFACT_INCOMING
-
-    def feed(self, data: bytes | str) -> list[str]:
-        """Decode a piece of the body and return the text that can be released now."""
-        text = self._utf8.decode(data) if isinstance(data, bytes) else data
-        out: list[str] = []
-        self._process(text, out)
-        if out:
-            self._keep_tail(out)
-        return out
-
-    def _keep_tail(self, out: list[str]) -> None:
-        # References only; joined when they exceed a few KiB (amortised), or at the end.
-        self._tail.extend(out)
-        self._tail_size += sum(map(len, out))
-        if self._tail_size > 4 * _TAIL_KEEP:
-            kept = "".join(self._tail)[-_TAIL_KEEP:]
-            self._tail, self._tail_size = [kept], len(kept)
-
-    def _settle_marker(self, marker: str | None) -> None:
-        self.marker = marker
-        failure = failure_from_tail("".join(self._tail)[-_TAIL_KEEP:])
-        if failure is not None:
-            failure.files_incoming = marker == ARTIFACT_INCOMING
-            self.error = failure
-
-    def flush(self) -> list[str]:
-        """Finish the body: return the remaining text and settle how the task ended.
-
-        After ``flush``, `marker` holds the terminal marker, and `error` says why the task
-        failed, if it did (`raise_for_end` raises it): no marker, a rejection line, or a
-        failure line (``⚠️  Sandbox exited`` / ``❌ Failed to start task``) before the marker.
-        """
-        out: list[str] = []
-        self._process(self._utf8.decode(b"", final=True), out)
-        if out:
-            self._keep_tail(out)
-        if self._held_marker is not None:
-            marker = _marker_of(self._held_marker)
-            self._held_marker = None
-            self._after_marker = []
-            self._settle_marker(marker)
-            return out
-        if self._line and not self._line_plain and _marker_of(self._line) is not None:
-            marker = _marker_of(self._line)
-            self._line = ""
-            self._settle_marker(marker)
-            return out
-        if self._line:
-            self._release_blank(out)
-            out.append(self._line)
-            self._line_head = self._line[:_LINE_HEAD]
-        self._release_blank(out)
-        last = self._line_head if self._line_head.strip() else self._last_line
-        self._line = ""
-        if last.lstrip().startswith(WORKER_REJECTION_PREFIX):
-            self.error = WorkerRejectedError(last.strip(), code="worker_rejected")
-        else:
-            self.error = IncompleteStreamError(
-                "the task stream ended without a terminal marker: the worker or the gateway "
-                "stopped before the task finished",
-                code="incomplete_stream",
-            )
-        return out
-
-    def raise_for_end(self) -> None:
-        """Raise the failure found by `flush`, if any.
-
-        Raises:
-            WorkerRejectedError: The worker refused the task (``❌ ERROR: …``, no marker).
-            IncompleteStreamError: The body ended without a terminal marker.
-            AgentExitError: The agent exited non-zero or was killed (``⚠️  Sandbox exited``).
-            TaskStartError: The agent could not be started (``❌ Failed to start task``).
-        """
-        if self.error is not None:
-            raise self.error
-
-    def _process(self, text: str, out: list[str]) -> None:
-        pos = 0
-        end = len(text)
-        if self._held_marker is None and not self._line and not self._line_plain:
-            pos = self._bulk(text, out)
-        while pos < end:
-            nl = text.find("\n", pos)
-            if nl < 0:
-                self._partial(text[pos:], out)
-                return
-            self._complete(text[pos : nl + 1], out)
-            pos = nl + 1
-
-    def _bulk(self, text: str, out: list[str]) -> int:
-        """Release every complete line of ``text`` at once when none can be a marker.
-
-        Returns how much of ``text`` was consumed (0 when the slow path must decide).
-        """
-        last = text.rfind("\n")
-        if last < 0 or SENTINEL_PREFIX in text[: last + 1]:
-            return 0
-        lines = text[: last + 1].split("\n")
-        lines.pop()  # the empty string after the final newline
-        self._release_blank(out)
-        tail_blank = lines[-1] == ""
-        if tail_blank:
-            lines.pop()
-        out.extend([line + "\n" for line in lines])
-        if tail_blank:
-            self._held_blank = "\n"
-        for line in reversed(lines):
-            if line.strip():
-                self._last_line = line[:_LINE_HEAD] + "\n"
-                break
-        return last + 1
-
-    def _release_blank(self, out: list[str]) -> None:
-        if self._held_blank is not None:
-            out.append(self._held_blank)
-            self._held_blank = None
-
-    def _release_marker(self, out: list[str]) -> None:
-        held, trailing = self._held_marker, "".join(self._after_marker)
-        self._held_marker, self._after_marker = None, []
-        self._release_blank(out)
-        assert held is not None
-        out.append(held)
-        self._last_line = held[:_LINE_HEAD]
-        self._process(trailing, out)
-
-    def _partial(self, piece: str, out: list[str]) -> None:
-        if self._held_marker is not None:
-            if not piece.strip():
-                self._after_marker.append(piece)
-                return
-            self._release_marker(out)
-        if self._line_plain:
-            out.append(piece)
-            if len(self._line_head) < _LINE_HEAD:
-                self._line_head += piece[:_LINE_HEAD]
-            return
-        self._line += piece
-        if len(self._line) > _MARKER_LINE_MAX or not _could_be_marker(self._line):
-            self._release_blank(out)
-            out.append(self._line)
-            self._line_head = self._line[:_LINE_HEAD]
-            self._line = ""
-            self._line_plain = True
-
-    def _complete(self, line: str, out: list[str]) -> None:
-        if self._held_marker is not None:
-            if not line.strip():
-                self._after_marker.append(line)
-                return
-            self._release_marker(out)
-        if self._line_plain:
-            out.append(line)
-            head = self._line_head if len(self._line_head) >= _LINE_HEAD else self._line_head + line
-            if head.strip():
-                self._last_line = head[:_LINE_HEAD]
-            self._line_plain = False
-            self._line_head = ""
-            return
-        if self._line:
-            line = self._line + line
-            self._line = ""
-        if line == "\n":
-            # The worker writes one newline before its marker; hold a lone empty line until
-            # we know whether the marker follows it.
-            self._release_blank(out)
-            self._held_blank = line
-            return
-        if line[0] in " \t[" and _marker_of(line) is not None:
-            self._held_marker = line
-            return
-        self._release_blank(out)
-        out.append(line)
-        if line.strip():
-            self._last_line = line[:_LINE_HEAD]
-
-
-@dataclass
-class SSEEvent:
-    """One decoded server-sent event."""
-
-    data: str
-    event: str | None = None
-
-
-class SSEDecoder:
-    """Decode ``text/event-stream`` bytes into events, stopping at ``data: [DONE]``.
-
-    Example:
-        ```python
-        decoder = SSEDecoder()
-        for piece in body:
-            for event in decoder.feed(piece):
-                handle(json.loads(event.data))
-        decoder.flush()  # IncompleteStreamError if [DONE] never came
-        ```
-    """
-
-    def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
-        self._data: list[str] = []
-        self._event: str | None = None
-        self.done = False
-
-    def feed(self, data: bytes | str) -> list[SSEEvent]:
-        """Decode a piece of the stream and return the events it completed."""
-        if self.done:
-            return []
-        text = self._utf8.decode(data) if isinstance(data, bytes) else data
-        self._buffer += text
-        events: list[SSEEvent] = []
-        while not self.done:
-            nl = self._buffer.find("\n")
-            if nl < 0:
-                break
-            line = self._buffer[:nl].rstrip("\r")
-            self._buffer = self._buffer[nl + 1 :]
-            self._line(line, events)
-        return events
-
-    def flush(self) -> list[SSEEvent]:
-        """Finish the stream.
-
-        Raises:
-            IncompleteStreamError: The stream ended before ``data: [DONE]``.
-        """
-        events: list[SSEEvent] = []
-        if not self.done:
-            self._buffer += self._utf8.decode(b"", final=True)
-            if self._buffer:
-                self._line(self._buffer.rstrip("\r"), events)
-                self._buffer = ""
-            if not self.done and self._data and "\n".join(self._data) == SSE_DONE_PAYLOAD:
-                self.done = True
-        if not self.done:
-            raise IncompleteStreamError(
-                "the event stream ended without data: [DONE]: the worker or the gateway "
-                "stopped before the answer finished",
-                code="incomplete_stream",
-            )
-        return events
-
-    def _line(self, line: str, events: list[SSEEvent]) -> None:
-        if not line:
-            if self._data:
-                data = "\n".join(self._data)
-                event, self._data, self._event = self._event, [], None
-                if data == SSE_DONE_PAYLOAD:
-                    self.done = True
-                else:
-                    events.append(SSEEvent(data=data, event=event))
-            return
-        if line.startswith(":"):
-            return
-        field, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if field == "data":
-            self._data.append(value)
-        elif field == "event":
-            self._event = value
 
 
 @dataclass
@@ -429,21 +57,14 @@ class StreamState:
     peers_tried: list[str] = field(default_factory=list)
 
 
-class Stream(Generic[T]):
-    """A synchronous stream of items; iterate it, and close it (or use ``with``).
+class _StreamBase(Generic[T]):
+    """What both wrappers share: the state, the ids, and the first item `start` fetched."""
 
-    Example:
-        ```python
-        with client.tasks.stream(worker_id=peer, prompt="hi") as stream:
-            for chunk in stream:
-                print(chunk.text, end="")
-        ```
-    """
-
-    def __init__(self, source: Callable[[StreamState], Iterator[T]], state: StreamState) -> None:
-        self._source = source
+    def __init__(self, state: StreamState) -> None:
         self._state = state
-        self._iterator: Iterator[T] | None = None
+        # `start()` fetches the first item to surface request errors early; it is
+        # replayed by the first `next`.
+        self._first: list[T] = []
         self._closed = False
 
     @property
@@ -461,24 +82,45 @@ class Stream(Generic[T]):
         """True once the stream ended with ``FILES_INCOMING``."""
         return self._state.files_incoming
 
+
+class Stream(_StreamBase[T]):
+    """A synchronous stream of items; iterate it, and close it (or use ``with``).
+
+    Example:
+        ```python
+        with client.tasks.stream(worker_id=peer, prompt="hi") as stream:
+            for chunk in stream:
+                print(chunk.text, end="")
+        ```
+    """
+
+    def __init__(self, source: Callable[[StreamState], Iterator[T]], state: StreamState) -> None:
+        super().__init__(state)
+        self._source = source
+        self._iterator: Iterator[T] | None = None
+
     def __iter__(self) -> Iterator[T]:
         return self
 
     def __next__(self) -> T:
         if self._closed:
             raise StopIteration
+        if self._first:
+            return self._first.pop()
         if self._iterator is None:
             self._iterator = self._source(self._state)
         try:
             return next(self._iterator)
-        except BaseException:
+        except BaseException as exc:
+            self._state.finished = isinstance(exc, StopIteration)
             self.close()
             raise
 
     def start(self) -> Stream[T]:
         """Send the request now instead of on first iteration (errors surface here)."""
         if self._iterator is None and not self._closed:
-            self._iterator = _prime(self._source(self._state))
+            with contextlib.suppress(StopIteration):
+                self._first.append(next(self))
         return self
 
     def close(self) -> None:
@@ -501,60 +143,7 @@ class Stream(Generic[T]):
         self.close()
 
 
-class TaskStream(Stream[T]):
-    """A `Stream` of one ``/api/execute`` task, whose ``task_id`` and ``peer_id`` are known."""
-
-    @property
-    def task_id(self) -> str:
-        """The task id sent to the gateway (name of the artifact zip)."""
-        return self._state.task_id or ""
-
-    @property
-    def peer_id(self) -> str:
-        """The worker running the task."""
-        return self._state.peer_id or ""
-
-    @property
-    def peers_tried(self) -> list[str]:
-        """Peers tried so far, the serving one last (more than one after a failover)."""
-        return list(self._state.peers_tried) or (
-            [self._state.peer_id] if self._state.peer_id else []
-        )
-
-    @property
-    def attempts(self) -> int:
-        """How many peers were tried, the serving one included."""
-        return len(self.peers_tried)
-
-
-class _Primed(Generic[T]):
-    """A generator advanced to its first ``yield`` whose first item is replayed."""
-
-    def __init__(self, gen: Iterator[T]) -> None:
-        self._gen = gen
-        self._first: list[T] = []
-        with contextlib.suppress(StopIteration):
-            self._first.append(next(gen))
-
-    def __iter__(self) -> Iterator[T]:
-        return self
-
-    def __next__(self) -> T:
-        if self._first:
-            return self._first.pop()
-        return next(self._gen)
-
-    def close(self) -> None:
-        close = getattr(self._gen, "close", None)
-        if close is not None:
-            close()
-
-
-def _prime(gen: Iterator[T]) -> Iterator[T]:
-    return _Primed(gen)
-
-
-class AsyncStream(Generic[T]):
+class AsyncStream(_StreamBase[T]):
     """An asynchronous stream of items; ``async for`` it, and close it (or ``async with``).
 
     Example:
@@ -568,26 +157,9 @@ class AsyncStream(Generic[T]):
     def __init__(
         self, source: Callable[[StreamState], AsyncIterator[T]], state: StreamState
     ) -> None:
+        super().__init__(state)
         self._source = source
-        self._state = state
         self._iterator: AsyncIterator[T] | None = None
-        self._first: list[T] = []
-        self._closed = False
-
-    @property
-    def task_id(self) -> str | None:
-        """The task id (known up front for tasks; from the chunks for OpenAI streams)."""
-        return self._state.task_id
-
-    @property
-    def peer_id(self) -> str | None:
-        """The serving worker's peer id, when known."""
-        return self._state.peer_id
-
-    @property
-    def files_incoming(self) -> bool:
-        """True once the stream ended with ``FILES_INCOMING``."""
-        return self._state.files_incoming
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self
@@ -601,21 +173,16 @@ class AsyncStream(Generic[T]):
             self._iterator = self._source(self._state)
         try:
             return await self._iterator.__anext__()
-        except BaseException:
+        except BaseException as exc:
+            self._state.finished = isinstance(exc, StopAsyncIteration)
             await self.aclose()
             raise
 
     async def start(self) -> AsyncStream[T]:
         """Send the request now instead of on first iteration (errors surface here)."""
         if self._iterator is None and not self._closed:
-            self._iterator = self._source(self._state)
-            try:
-                self._first.append(await self._iterator.__anext__())
-            except StopAsyncIteration:
-                pass
-            except BaseException:
-                await self.aclose()
-                raise
+            with contextlib.suppress(StopAsyncIteration):
+                self._first.append(await self.__anext__())
         return self
 
     async def aclose(self) -> None:
@@ -642,8 +209,8 @@ class AsyncStream(Generic[T]):
         await self.aclose()
 
 
-class AsyncTaskStream(AsyncStream[T]):
-    """An `AsyncStream` of one ``/api/execute`` task; ``task_id`` and ``peer_id`` are known."""
+class _TaskIds(_StreamBase[T]):
+    """The ids of one ``/api/execute`` task, known up front (and the peers it tried)."""
 
     @property
     def task_id(self) -> str:
@@ -666,3 +233,11 @@ class AsyncTaskStream(AsyncStream[T]):
     def attempts(self) -> int:
         """How many peers were tried, the serving one included."""
         return len(self.peers_tried)
+
+
+class TaskStream(_TaskIds[T], Stream[T]):
+    """A `Stream` of one ``/api/execute`` task, whose ``task_id`` and ``peer_id`` are known."""
+
+
+class AsyncTaskStream(_TaskIds[T], AsyncStream[T]):
+    """An `AsyncStream` of one ``/api/execute`` task; ``task_id`` and ``peer_id`` are known."""

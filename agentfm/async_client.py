@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from agentfm._base_client import default_timeout
+from agentfm._api_config import http_preset
 from agentfm._client import DEFAULT_GATEWAY, AsyncAgentFMClient
 from agentfm._constants import USER_AGENT
 
@@ -22,12 +22,4 @@ def make_async_client(
 
     Same settings as `agentfm.client.make_client`: base URL, bearer key, no redirects.
     """
-    headers = {"User-Agent": user_agent}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        timeout=default_timeout(timeout),
-        headers=headers,
-        follow_redirects=False,
-    )
+    return httpx.AsyncClient(**http_preset(base_url, timeout, user_agent, api_key))

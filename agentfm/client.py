@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from agentfm._base_client import default_timeout
+from agentfm._api_config import http_preset
 from agentfm._client import DEFAULT_GATEWAY, AgentFMClient
 from agentfm._constants import USER_AGENT
 
@@ -24,12 +24,4 @@ def make_client(
     redirects are not followed. `AgentFMClient` does not need it; it exists so that code
     importing it from ``agentfm.client`` keeps working.
     """
-    headers = {"User-Agent": user_agent}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return httpx.Client(
-        base_url=base_url.rstrip("/"),
-        timeout=default_timeout(timeout),
-        headers=headers,
-        follow_redirects=False,
-    )
+    return httpx.Client(**http_preset(base_url, timeout, user_agent, api_key))

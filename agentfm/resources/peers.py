@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agentfm._base_client import RequestSpec
 from agentfm._entries import comment_digest, parse_peer_id
+from agentfm._flow import Emit
+from agentfm._resource import AsyncAPIResource, SyncAPIResource, validate
 from agentfm.exceptions import GatewayProtocolError, InvalidRequestError
 from agentfm.resources.workers import _list_spec, parse_workers
 from agentfm.types.peers import (
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
     import builtins
     from collections.abc import AsyncIterator, Iterator
 
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
+    import httpx
+
+    from agentfm._flow import Flow
     from agentfm.models import WorkerProfile
 
 __all__ = ["AsyncPeers", "Peers", "Signer"]
@@ -57,13 +61,7 @@ def _get(peer_id: str, suffix: str = "", params: dict[str, str] | None = None) -
 
 
 def _parse(model: type[M], body: Any, route: str) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected {route} body: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(model, body, f"unexpected {route} body")
 
 
 def _int(value: object, name: str) -> str:
@@ -112,7 +110,6 @@ def _attached_bytes(value: str | None) -> bytes:
 def _signed_comment_spec(
     peer_id: str,
     text: str,
-    *,
     rater_peer_id: str,
     signer: Signer,
     language: str,
@@ -151,7 +148,23 @@ def _boss_id(body: Any) -> str:
     return str(body["boss_peer_id"])
 
 
-class Peers:
+def log_flow(peer_id: str, page_size: int) -> Flow[PeerEntry, None]:
+    """Every entry about the peer, newest first, page by page (the log has no cursor)."""
+    offset = 0
+    while offset <= MAX_OFFSET:
+        page = _parse(PeerLog, (yield _log_spec(peer_id, page_size, offset)), "/log")
+        for entry in page.entries:
+            yield Emit(entry)
+        if page.returned < page.limit or not page.returned:
+            return
+        offset = page.next_offset
+
+
+def _text(response: httpx.Response) -> str:
+    return response.content.decode("utf-8", errors="replace")
+
+
+class Peers(SyncAPIResource):
     """Sync ``client.peers``.
 
     Example:
@@ -163,49 +176,38 @@ class Peers:
         ```
     """
 
-    def __init__(self, client: AgentFMClient) -> None:
-        self._client = client
-
     def list(self, *, include_offline: bool = False) -> builtins.list[WorkerProfile]:
         """Known peers with their trust fields (``/api/workers``).
 
         ``include_offline=True`` adds offline peers the ledger has entries about.
         """
-        return parse_workers(self._client._request_json(_list_spec(include_offline)))
+        return parse_workers(self._client.request_json(_list_spec(include_offline)))
 
     def get(self, peer_id: str) -> PeerSummary:
         """The peer's summary; an unknown but valid id gives zero data, not an error."""
-        return _parse(PeerSummary, self._client._request_json(_get(peer_id)), "/v1/peers/{id}")
+        return _parse(PeerSummary, self._client.request_json(_get(peer_id)), "/v1/peers/{id}")
 
     def reputation(self, peer_id: str) -> ReputationScore:
         """Scores by dimension; this read makes the gateway refresh its scores."""
-        body = self._client._request_json(_get(peer_id, "/reputation"))
+        body = self._client.request_json(_get(peer_id, "/reputation"))
         return _parse(ReputationScore, body, "/reputation")
 
     def log(self, peer_id: str, *, limit: int = 50, offset: int = 0) -> PeerLog:
         """One page of entries about the peer, newest first (the gateway clamps ``limit``
         to 1..500, 0 meaning 50, and ``offset`` to 1,000,000)."""
-        return _parse(
-            PeerLog, self._client._request_json(_log_spec(peer_id, limit, offset)), "/log"
-        )
+        return _parse(PeerLog, self._client.request_json(_log_spec(peer_id, limit, offset)), "/log")
 
     def iter_log(self, peer_id: str, *, page_size: int = 100) -> Iterator[PeerEntry]:
         """Every entry about the peer, newest first, fetched page by page.
 
         The log has no cursor: entries appended while paging shift later pages.
         """
-        offset = 0
-        while offset <= MAX_OFFSET:
-            page = self.log(peer_id, limit=page_size, offset=offset)
-            yield from page.entries
-            if page.returned < page.limit or not page.returned:
-                return
-            offset = page.next_offset
+        return self._client.iterate(log_flow(peer_id, page_size))
 
     def proof(self, peer_id: str, entry_hash: str) -> InclusionProof:
         """The inclusion proof of one of the gateway's own entries (see `InclusionProof.verify`)."""
         spec = _get(peer_id, "/proof", {"entry": entry_hash})
-        return _parse(InclusionProof, self._client._request_json(spec), "/proof")
+        return _parse(InclusionProof, self._client.request_json(spec), "/proof")
 
     def verify(self, peer_id: str, entry_hash: str) -> bool:
         """Fetch the proof of ``entry_hash`` and check it against the current head's root."""
@@ -213,12 +215,11 @@ class Peers:
 
     def comment_body(self, peer_id: str, cid: str) -> str:
         """A comment's text by its CID (``text_cid`` of a log entry)."""
-        response = self._client._request(_cid_path(peer_id, cid, as_json=False))
-        return response.content.decode("utf-8", errors="replace")
+        return _text(self._client.request(_cid_path(peer_id, cid, as_json=False)))
 
     def comment_body_json(self, peer_id: str, cid: str) -> CommentBody:
         """A comment's text by CID via the ``.json`` route."""
-        body = self._client._request_json(_cid_path(peer_id, cid, as_json=True))
+        body = self._client.request_json(_cid_path(peer_id, cid, as_json=True))
         return _parse(CommentBody, body, "/comments/{cid}.json")
 
     def comment(
@@ -235,7 +236,7 @@ class Peers:
         Never retried: each call appends an entry.
         """
         spec = _self_comment_spec(peer_id, text, rating, language, attached_rating_hash)
-        return _parse(CommentReceipt, self._client._request_json(spec), "/comments/self")
+        return _parse(CommentReceipt, self._client.request_json(spec), "/comments/self")
 
     def comment_signed(
         self,
@@ -254,61 +255,45 @@ class Peers:
         signs the canonical Comment digest. Never retried.
         """
         spec = _signed_comment_spec(
-            peer_id,
-            text,
-            rater_peer_id=rater_peer_id,
-            signer=signer,
-            language=language,
-            attached_rating_hash=attached_rating_hash,
-            timestamp_unix_ns=timestamp_unix_ns,
+            peer_id, text, rater_peer_id, signer, language, attached_rating_hash, timestamp_unix_ns
         )
-        return _parse(CommentReceipt, self._client._request_json(spec), "/comments")
+        return _parse(CommentReceipt, self._client.request_json(spec), "/comments")
 
     def gateway_id(self) -> str:
         """The gateway's own peer id (``/v1/about.boss_peer_id``), the rater of its entries."""
-        return _boss_id(self._client._request_json(_ABOUT))
+        return _boss_id(self._client.request_json(_ABOUT))
 
 
-class AsyncPeers:
+class AsyncPeers(AsyncAPIResource):
     """Async ``client.peers`` (the methods of `Peers`, awaited)."""
-
-    def __init__(self, client: AsyncAgentFMClient) -> None:
-        self._client = client
 
     async def list(self, *, include_offline: bool = False) -> builtins.list[WorkerProfile]:
         """Known peers with their trust fields (``/api/workers``)."""
-        return parse_workers(await self._client._request_json(_list_spec(include_offline)))
+        return parse_workers(await self._client.request_json(_list_spec(include_offline)))
 
     async def get(self, peer_id: str) -> PeerSummary:
         """The peer's summary; an unknown but valid id gives zero data, not an error."""
-        body = await self._client._request_json(_get(peer_id))
+        body = await self._client.request_json(_get(peer_id))
         return _parse(PeerSummary, body, "/v1/peers/{id}")
 
     async def reputation(self, peer_id: str) -> ReputationScore:
         """Scores by dimension; this read makes the gateway refresh its scores."""
-        body = await self._client._request_json(_get(peer_id, "/reputation"))
+        body = await self._client.request_json(_get(peer_id, "/reputation"))
         return _parse(ReputationScore, body, "/reputation")
 
     async def log(self, peer_id: str, *, limit: int = 50, offset: int = 0) -> PeerLog:
         """One page of entries about the peer, newest first."""
-        body = await self._client._request_json(_log_spec(peer_id, limit, offset))
+        body = await self._client.request_json(_log_spec(peer_id, limit, offset))
         return _parse(PeerLog, body, "/log")
 
-    async def iter_log(self, peer_id: str, *, page_size: int = 100) -> AsyncIterator[PeerEntry]:
+    def iter_log(self, peer_id: str, *, page_size: int = 100) -> AsyncIterator[PeerEntry]:
         """Every entry about the peer, newest first, fetched page by page."""
-        offset = 0
-        while offset <= MAX_OFFSET:
-            page = await self.log(peer_id, limit=page_size, offset=offset)
-            for entry in page.entries:
-                yield entry
-            if page.returned < page.limit or not page.returned:
-                return
-            offset = page.next_offset
+        return self._client.iterate(log_flow(peer_id, page_size))
 
     async def proof(self, peer_id: str, entry_hash: str) -> InclusionProof:
         """The inclusion proof of one of the gateway's own entries."""
         spec = _get(peer_id, "/proof", {"entry": entry_hash})
-        return _parse(InclusionProof, await self._client._request_json(spec), "/proof")
+        return _parse(InclusionProof, await self._client.request_json(spec), "/proof")
 
     async def verify(self, peer_id: str, entry_hash: str) -> bool:
         """Fetch the proof of ``entry_hash`` and check it against the current head's root."""
@@ -316,12 +301,11 @@ class AsyncPeers:
 
     async def comment_body(self, peer_id: str, cid: str) -> str:
         """A comment's text by its CID."""
-        response = await self._client._request(_cid_path(peer_id, cid, as_json=False))
-        return response.content.decode("utf-8", errors="replace")
+        return _text(await self._client.request(_cid_path(peer_id, cid, as_json=False)))
 
     async def comment_body_json(self, peer_id: str, cid: str) -> CommentBody:
         """A comment's text by CID via the ``.json`` route."""
-        body = await self._client._request_json(_cid_path(peer_id, cid, as_json=True))
+        body = await self._client.request_json(_cid_path(peer_id, cid, as_json=True))
         return _parse(CommentBody, body, "/comments/{cid}.json")
 
     async def comment(
@@ -335,7 +319,7 @@ class AsyncPeers:
     ) -> CommentReceipt:
         """Comment on a peer, signed by the gateway; ``rating`` adds an honesty Rating."""
         spec = _self_comment_spec(peer_id, text, rating, language, attached_rating_hash)
-        return _parse(CommentReceipt, await self._client._request_json(spec), "/comments/self")
+        return _parse(CommentReceipt, await self._client.request_json(spec), "/comments/self")
 
     async def comment_signed(
         self,
@@ -350,16 +334,10 @@ class AsyncPeers:
     ) -> CommentReceipt:
         """Comment signed by a key the caller holds (the gateway accepts only its own)."""
         spec = _signed_comment_spec(
-            peer_id,
-            text,
-            rater_peer_id=rater_peer_id,
-            signer=signer,
-            language=language,
-            attached_rating_hash=attached_rating_hash,
-            timestamp_unix_ns=timestamp_unix_ns,
+            peer_id, text, rater_peer_id, signer, language, attached_rating_hash, timestamp_unix_ns
         )
-        return _parse(CommentReceipt, await self._client._request_json(spec), "/comments")
+        return _parse(CommentReceipt, await self._client.request_json(spec), "/comments")
 
     async def gateway_id(self) -> str:
         """The gateway's own peer id (``/v1/about.boss_peer_id``)."""
-        return _boss_id(await self._client._request_json(_ABOUT))
+        return _boss_id(await self._client.request_json(_ABOUT))

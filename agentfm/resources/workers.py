@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from agentfm._base_client import RequestSpec
+from agentfm._flow import Sleep
+from agentfm._resource import AsyncAPIResource, SyncAPIResource, validate
 from agentfm._trust import passes_trust, require_min_honesty
 from agentfm._validation import require_peer_id
-from agentfm.exceptions import GatewayProtocolError, InvalidRequestError, WorkerNotFoundError
+from agentfm.exceptions import InvalidRequestError, WorkerNotFoundError
 from agentfm.models import WorkerProfile, WorkersResponse
 
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Sequence
 
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
+    from agentfm._flow import Flow
 
 __all__ = ["AsyncWorkers", "Workers", "filter_workers", "match_workers"]
 
@@ -30,13 +29,7 @@ def _list_spec(include_offline: bool) -> RequestSpec:
 
 def parse_workers(body: Any) -> list[WorkerProfile]:
     """Validate an ``/api/workers`` body."""
-    try:
-        return WorkersResponse.model_validate(body).agents
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected /api/workers body: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(WorkersResponse, body, "unexpected /api/workers body").agents
 
 
 def filter_workers(
@@ -103,7 +96,51 @@ def _check_poll(wait_for_workers: int, poll_timeout: float, poll_interval: float
         )
 
 
-class Workers:
+def list_flow(
+    model: str | None,
+    agent_name: str | None,
+    author: str | None,
+    available_only: bool,
+    wait_for_workers: int,
+    poll_timeout: float,
+    poll_interval: float,
+    include_offline: bool,
+) -> Flow[Any, list[WorkerProfile]]:
+    """List workers, polling until ``wait_for_workers`` match or ``poll_timeout`` passes."""
+    _check_poll(wait_for_workers, poll_timeout, poll_interval)
+    deadline = time.monotonic() + poll_timeout
+    while True:
+        kept = filter_workers(
+            parse_workers((yield _list_spec(include_offline))),
+            model=model,
+            agent_name=agent_name,
+            author=author,
+            available_only=available_only,
+        )
+        if len(kept) >= wait_for_workers or time.monotonic() >= deadline:
+            return kept
+        yield Sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
+
+
+def get_flow(peer_id: str) -> Flow[Any, WorkerProfile]:
+    """One worker by peer id (`WorkerNotFoundError` if the telemetry lacks it)."""
+    peer_id = require_peer_id(peer_id)
+    for worker in parse_workers((yield _list_spec(False))):
+        if worker.peer_id == peer_id:
+            return worker
+    raise WorkerNotFoundError(f"peer {peer_id!r} not in current telemetry", code="worker_not_found")
+
+
+def match_flow(
+    model: str, available_only: bool, min_honesty: float | None
+) -> Flow[Any, list[WorkerProfile]]:
+    """The workers the gateway would route ``model`` to (see `match_workers`)."""
+    min_honesty = require_min_honesty(min_honesty)
+    workers = parse_workers((yield _list_spec(False)))
+    return match_workers(workers, model, available_only=available_only, min_honesty=min_honesty)
+
+
+class Workers(SyncAPIResource):
     """Sync ``client.workers``.
 
     Example:
@@ -111,12 +148,6 @@ class Workers:
         echo = client.workers.match("echo", available_only=True)[0]
         ```
     """
-
-    def __init__(self, client: AgentFMClient) -> None:
-        self._client = client
-
-    def _fetch(self, include_offline: bool = False) -> builtins.list[WorkerProfile]:
-        return parse_workers(self._client._request_json(_list_spec(include_offline)))
 
     def list(
         self,
@@ -134,19 +165,18 @@ class Workers:
 
         Returns whatever matched at the ``poll_timeout`` deadline (possibly fewer).
         """
-        _check_poll(wait_for_workers, poll_timeout, poll_interval)
-        deadline = time.monotonic() + poll_timeout
-        while True:
-            kept = filter_workers(
-                self._fetch(include_offline),
-                model=model,
-                agent_name=agent_name,
-                author=author,
-                available_only=available_only,
+        return self._client.drive(
+            list_flow(
+                model,
+                agent_name,
+                author,
+                available_only,
+                wait_for_workers,
+                poll_timeout,
+                poll_interval,
+                include_offline,
             )
-            if len(kept) >= wait_for_workers or time.monotonic() >= deadline:
-                return kept
-            time.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
+        )
 
     def get(self, peer_id: str) -> WorkerProfile:
         """Return one worker by peer id.
@@ -154,13 +184,7 @@ class Workers:
         Raises:
             WorkerNotFoundError: The peer is not in the gateway's telemetry.
         """
-        peer_id = require_peer_id(peer_id)
-        for worker in self._fetch():
-            if worker.peer_id == peer_id:
-                return worker
-        raise WorkerNotFoundError(
-            f"peer {peer_id!r} not in current telemetry", code="worker_not_found"
-        )
+        return self._client.drive(get_flow(peer_id))
 
     def match(
         self, model: str, *, available_only: bool = False, min_honesty: float | None = None
@@ -170,20 +194,15 @@ class Workers:
         Peers with ``dispatch_allowed`` false are skipped, and with ``min_honesty`` so are
         peers whose ``honesty_score`` is below it.
         """
-        min_honesty = require_min_honesty(min_honesty)
-        return match_workers(
-            self._fetch(), model, available_only=available_only, min_honesty=min_honesty
-        )
+        return self._client.drive(match_flow(model, available_only, min_honesty))
+
+    # Transitional alias (issue #16): `agentfm.resources.tasks` still calls it.
+    def _fetch(self, include_offline: bool = False) -> builtins.list[WorkerProfile]:
+        return self.list(include_offline=include_offline)
 
 
-class AsyncWorkers:
+class AsyncWorkers(AsyncAPIResource):
     """Async ``client.workers`` (same methods as `Workers`, awaited)."""
-
-    def __init__(self, client: AsyncAgentFMClient) -> None:
-        self._client = client
-
-    async def _fetch(self, include_offline: bool = False) -> builtins.list[WorkerProfile]:
-        return parse_workers(await self._client._request_json(_list_spec(include_offline)))
 
     async def list(
         self,
@@ -198,35 +217,29 @@ class AsyncWorkers:
         include_offline: bool = False,
     ) -> builtins.list[WorkerProfile]:
         """List workers, optionally waiting until at least ``wait_for_workers`` match."""
-        _check_poll(wait_for_workers, poll_timeout, poll_interval)
-        deadline = time.monotonic() + poll_timeout
-        while True:
-            kept = filter_workers(
-                await self._fetch(include_offline),
-                model=model,
-                agent_name=agent_name,
-                author=author,
-                available_only=available_only,
+        return await self._client.drive(
+            list_flow(
+                model,
+                agent_name,
+                author,
+                available_only,
+                wait_for_workers,
+                poll_timeout,
+                poll_interval,
+                include_offline,
             )
-            if len(kept) >= wait_for_workers or time.monotonic() >= deadline:
-                return kept
-            await asyncio.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
+        )
 
     async def get(self, peer_id: str) -> WorkerProfile:
         """Return one worker by peer id (`WorkerNotFoundError` if absent)."""
-        peer_id = require_peer_id(peer_id)
-        for worker in await self._fetch():
-            if worker.peer_id == peer_id:
-                return worker
-        raise WorkerNotFoundError(
-            f"peer {peer_id!r} not in current telemetry", code="worker_not_found"
-        )
+        return await self._client.drive(get_flow(peer_id))
 
     async def match(
         self, model: str, *, available_only: bool = False, min_honesty: float | None = None
     ) -> builtins.list[WorkerProfile]:
         """Workers the gateway would route ``model`` to, under the trust rules of `match`."""
-        min_honesty = require_min_honesty(min_honesty)
-        return match_workers(
-            await self._fetch(), model, available_only=available_only, min_honesty=min_honesty
-        )
+        return await self._client.drive(match_flow(model, available_only, min_honesty))
+
+    # Transitional alias (issue #16): `agentfm.resources.tasks` still calls it.
+    async def _fetch(self, include_offline: bool = False) -> builtins.list[WorkerProfile]:
+        return await self.list(include_offline=include_offline)

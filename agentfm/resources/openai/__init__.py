@@ -10,7 +10,7 @@ from agentfm.resources.openai.completions import AsyncCompletions, Completions
 from agentfm.resources.openai.models import AsyncModels, Models
 
 if TYPE_CHECKING:
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
+    from agentfm._api_client import AsyncAPIClient, SyncAPIClient
 
 __all__ = ["AsyncOpenAINamespace", "OpenAINamespace"]
 
@@ -25,7 +25,7 @@ class OpenAINamespace:
         ```
     """
 
-    def __init__(self, client: AgentFMClient) -> None:
+    def __init__(self, client: SyncAPIClient) -> None:
         self.models = Models(client)
         self.chat = Chat(client)
         self.completions = Completions(client)
@@ -35,7 +35,7 @@ class OpenAINamespace:
 class AsyncOpenAINamespace:
     """Async ``client.openai`` (same shape, awaited)."""
 
-    def __init__(self, client: AsyncAgentFMClient) -> None:
+    def __init__(self, client: AsyncAPIClient) -> None:
         self.models = AsyncModels(client)
         self.chat = AsyncChat(client)
         self.completions = AsyncCompletions(client)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agentfm._base_client import RequestSpec, resolve_timeout
 from agentfm._constants import PEER_ID_PREFIX_ED25519, STREAM_ERROR_PREFIX
-from agentfm._streaming import failure_from_tail, strip_failure_line
+from agentfm._decoders import SSEDecoder, SSEEvent, failure_from_tail, strip_failure_line
+from agentfm._resource import validate
 from agentfm._validation import is_peer_id, require_prompt, require_timeout
-from agentfm.exceptions import AgentFMRoutingWarning, GatewayProtocolError, WorkerStreamError
+from agentfm.exceptions import AgentFMRoutingWarning, WorkerStreamError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
     from agentfm._streaming import StreamState
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,11 +62,11 @@ GLOBAL_WARNER = RoutingWarner()
 
 
 def completion_spec(
-    client: Any, path: str, body: dict[str, Any], timeout: float | None
+    client_timeout: httpx.Timeout, path: str, body: dict[str, Any], timeout: float | None
 ) -> RequestSpec:
     """A ``POST /v1/…`` request: never retried once sent, no read timeout by default."""
     return RequestSpec(
-        "POST", path, json=body, timeout=resolve_timeout(client.timeout, timeout, "long")
+        "POST", path, json=body, timeout=resolve_timeout(client_timeout, timeout, "long")
     )
 
 
@@ -72,24 +77,12 @@ def check_common(model: object, timeout: float | None) -> tuple[str, float | Non
 
 def parse_model(cls: type[M], body: Any, what: str) -> M:
     """Validate a JSON body, turning a mismatch into `GatewayProtocolError`."""
-    try:
-        return cls.model_validate(body)
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected {what} from the gateway: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(cls, body, f"unexpected {what} from the gateway")
 
 
 def parse_chunk(cls: type[M], data: str) -> M:
     """Validate one SSE ``data:`` payload."""
-    try:
-        return cls.model_validate_json(data)
-    except ValidationError as exc:
-        raise GatewayProtocolError(
-            f"unexpected stream event from the gateway: {exc.error_count()} validation error(s)",
-            code="invalid_response",
-        ) from None
+    return validate(cls, data, "unexpected stream event from the gateway", raw=True)
 
 
 def check_stream_error(text: str | None, finish_reason: str | None) -> None:
@@ -136,6 +129,35 @@ class FailureWatch:
         """Raise the failure if the content ended with a failure line (after ``[DONE]``)."""
         if failure_from_tail(self._tail) is not None:
             raise_for_failed_content("".join(self._seen))
+
+
+class CompletionStream(Generic[M]):
+    """What one streamed completion needs from the client's ``stream`` driver.
+
+    ``parse`` validates each event and follows its content (``content_of``), and ``on_end``
+    raises a §5.4 failure once ``[DONE]`` came: both sides run exactly this.
+    """
+
+    def __init__(
+        self,
+        chunk: Callable[[str], M],
+        content_of: Callable[[M], list[str | None]],
+    ) -> None:
+        self.decoder = SSEDecoder()
+        self._chunk = chunk
+        self._content_of = content_of
+        self._watch = FailureWatch()
+
+    def parse(self, event: SSEEvent) -> M:
+        """One event as a chunk, its content noted."""
+        chunk = self._chunk(event.data)
+        for text in self._content_of(chunk):
+            self._watch.see(text)
+        return chunk
+
+    def on_end(self) -> None:
+        """Raise the failure the content ended with, if any."""
+        self._watch.check()
 
 
 def note_ids(state: StreamState, peer_id: str | None, task_id: str | None) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from agentfm._streaming import AsyncStream, SSEDecoder, Stream, StreamState
-from agentfm.exceptions import AgentFMError, InvalidRequestError
+from agentfm._resource import AsyncAPIResource, SyncAPIResource
+from agentfm._streaming import AsyncStream, Stream, StreamState
+from agentfm.exceptions import InvalidRequestError
 from agentfm.resources.openai._common import (
     GLOBAL_WARNER,
-    FailureWatch,
+    CompletionStream,
     check_common,
     check_stream_error,
     completion_spec,
@@ -21,8 +22,9 @@ from agentfm.resources.openai._common import (
 from agentfm.types.openai import ChatCompletion, ChatCompletionChunk, ChatMessage, coerce_messages
 
 if TYPE_CHECKING:
+    from agentfm._api_client import AsyncAPIClient, SyncAPIClient
+    from agentfm._api_config import Settings
     from agentfm._base_client import RequestSpec
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
 
 __all__ = ["AsyncChat", "AsyncChatCompletions", "Chat", "ChatCompletions"]
 
@@ -31,7 +33,7 @@ _PATH = "/v1/chat/completions"
 
 
 def _build(
-    client: Any,
+    settings: Settings,
     model: object,
     messages: Messages,
     stream: bool,
@@ -42,10 +44,10 @@ def _build(
     wire = coerce_messages(messages)
     if not wire:
         raise InvalidRequestError("messages must not be empty", code="prompt_required")
-    if client.routing_warning:
+    if settings.routing_warning:
         GLOBAL_WARNER.check(model)
     body = {**extra, "model": model, "messages": wire, "stream": stream}
-    return completion_spec(client, _PATH, body, timeout)
+    return completion_spec(settings.timeout, _PATH, body, timeout)
 
 
 def _chunk(data: str, state: StreamState) -> ChatCompletionChunk:
@@ -56,19 +58,20 @@ def _chunk(data: str, state: StreamState) -> ChatCompletionChunk:
     return chunk
 
 
-def _checked(completion: ChatCompletion) -> ChatCompletion:
+def _checked(body: Any) -> ChatCompletion:
+    completion = parse_model(ChatCompletion, body, "chat completion")
     for choice in completion.choices:
         raise_for_failed_content(choice.message.content)
     return completion
 
 
-def _watched(chunk: ChatCompletionChunk, watch: FailureWatch) -> ChatCompletionChunk:
-    for choice in chunk.choices:
-        watch.see(choice.delta.content)
-    return chunk
+def _events(state: StreamState) -> CompletionStream[ChatCompletionChunk]:
+    return CompletionStream(
+        lambda data: _chunk(data, state), lambda chunk: [c.delta.content for c in chunk.choices]
+    )
 
 
-class ChatCompletions:
+class ChatCompletions(SyncAPIResource):
     """Sync ``client.openai.chat.completions``.
 
     Example:
@@ -79,9 +82,6 @@ class ChatCompletions:
         print(reply.choices[0].message.content)
         ```
     """
-
-    def __init__(self, client: AgentFMClient) -> None:
-        self._client = client
 
     @overload
     def create(
@@ -127,37 +127,22 @@ class ChatCompletions:
 
         Non-streamed calls are never retried once sent (a retry would run the task again).
         """
-        spec = _build(self._client, model, messages, stream, timeout, extra)
+        spec = _build(self._client.settings, model, messages, stream, timeout, extra)
         if not stream:
-            return _checked(
-                parse_model(ChatCompletion, self._client._request_json(spec), "chat completion")
-            )
-        return Stream(lambda state: self._events(spec, timeout, state), StreamState()).start()
+            return _checked(self._client.request_json(spec))
+        return Stream(lambda state: self._chunks(spec, timeout, state), StreamState()).start()
 
-    def _events(
+    def _chunks(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[ChatCompletionChunk]:
-        decoder = SSEDecoder()
-        watch = FailureWatch()
-        with self._client._open_stream(spec) as response:
-            try:
-                for piece in self._client._iter_body(response, timeout):
-                    for event in decoder.feed(piece):
-                        yield _watched(_chunk(event.data, state), watch)
-                for event in decoder.flush():
-                    yield _watched(_chunk(event.data, state), watch)
-                watch.check()
-            except AgentFMError as exc:
-                exc.task_started = True
-                raise
-        state.finished = True
+        events = _events(state)
+        return self._client.stream(
+            spec, events.decoder, events.parse, timeout=timeout, on_end=events.on_end
+        )
 
 
-class AsyncChatCompletions:
+class AsyncChatCompletions(AsyncAPIResource):
     """Async ``client.openai.chat.completions`` (``create`` is awaited, streams too)."""
-
-    def __init__(self, client: AsyncAgentFMClient) -> None:
-        self._client = client
 
     @overload
     async def create(
@@ -200,42 +185,31 @@ class AsyncChatCompletions:
         **extra: Any,
     ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Create a chat completion; ``stream=True`` returns an `AsyncStream` of chunks."""
-        spec = _build(self._client, model, messages, stream, timeout, extra)
+        spec = _build(self._client.settings, model, messages, stream, timeout, extra)
         if not stream:
-            body = await self._client._request_json(spec)
-            return _checked(parse_model(ChatCompletion, body, "chat completion"))
+            return _checked(await self._client.request_json(spec))
         return await AsyncStream(
-            lambda state: self._events(spec, timeout, state), StreamState()
+            lambda state: self._chunks(spec, timeout, state), StreamState()
         ).start()
 
-    async def _events(
+    def _chunks(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> AsyncIterator[ChatCompletionChunk]:
-        decoder = SSEDecoder()
-        watch = FailureWatch()
-        async with self._client._open_stream(spec) as response:
-            try:
-                async for piece in self._client._iter_body(response, timeout):
-                    for event in decoder.feed(piece):
-                        yield _watched(_chunk(event.data, state), watch)
-                for event in decoder.flush():
-                    yield _watched(_chunk(event.data, state), watch)
-                watch.check()
-            except AgentFMError as exc:
-                exc.task_started = True
-                raise
-        state.finished = True
+        events = _events(state)
+        return self._client.stream(
+            spec, events.decoder, events.parse, timeout=timeout, on_end=events.on_end
+        )
 
 
 class Chat:
     """Sync ``client.openai.chat``."""
 
-    def __init__(self, client: AgentFMClient) -> None:
+    def __init__(self, client: SyncAPIClient) -> None:
         self.completions = ChatCompletions(client)
 
 
 class AsyncChat:
     """Async ``client.openai.chat``."""
 
-    def __init__(self, client: AsyncAgentFMClient) -> None:
+    def __init__(self, client: AsyncAPIClient) -> None:
         self.completions = AsyncChatCompletions(client)

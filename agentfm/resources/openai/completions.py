@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from agentfm._streaming import AsyncStream, SSEDecoder, Stream, StreamState
+from agentfm._resource import AsyncAPIResource, SyncAPIResource
+from agentfm._streaming import AsyncStream, Stream, StreamState
 from agentfm._validation import require_prompt
-from agentfm.exceptions import AgentFMError
 from agentfm.resources.openai._common import (
     GLOBAL_WARNER,
-    FailureWatch,
+    CompletionStream,
     check_common,
     check_stream_error,
     completion_spec,
@@ -22,8 +22,8 @@ from agentfm.types.openai import TextCompletion, TextCompletionChunk
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
+    from agentfm._api_config import Settings
     from agentfm._base_client import RequestSpec
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
 
 __all__ = ["AsyncCompletions", "Completions"]
 
@@ -31,7 +31,7 @@ _PATH = "/v1/completions"
 
 
 def _build(
-    client: Any,
+    settings: Settings,
     model: object,
     prompt: object,
     stream: bool,
@@ -40,10 +40,10 @@ def _build(
 ) -> RequestSpec:
     model, timeout = check_common(model, timeout)
     prompt = require_prompt(prompt)
-    if client.routing_warning:
+    if settings.routing_warning:
         GLOBAL_WARNER.check(model)
     body = {**extra, "model": model, "prompt": prompt, "stream": stream}
-    return completion_spec(client, _PATH, body, timeout)
+    return completion_spec(settings.timeout, _PATH, body, timeout)
 
 
 def _chunk(data: str) -> TextCompletionChunk:
@@ -53,23 +53,19 @@ def _chunk(data: str) -> TextCompletionChunk:
     return chunk
 
 
-def _checked(completion: TextCompletion) -> TextCompletion:
+def _checked(body: Any) -> TextCompletion:
+    completion = parse_model(TextCompletion, body, "completion")
     for choice in completion.choices:
         raise_for_failed_content(choice.text)
     return completion
 
 
-def _watched(chunk: TextCompletionChunk, watch: FailureWatch) -> TextCompletionChunk:
-    for choice in chunk.choices:
-        watch.see(choice.text)
-    return chunk
+def _events() -> CompletionStream[TextCompletionChunk]:
+    return CompletionStream(_chunk, lambda chunk: [choice.text for choice in chunk.choices])
 
 
-class Completions:
+class Completions(SyncAPIResource):
     """Sync ``client.openai.completions`` (the prompt reaches the worker verbatim)."""
-
-    def __init__(self, client: AgentFMClient) -> None:
-        self._client = client
 
     @overload
     def create(
@@ -112,37 +108,20 @@ class Completions:
         **extra: Any,
     ) -> TextCompletion | Stream[TextCompletionChunk]:
         """Create a text completion; ``stream=True`` returns a `Stream` of chunks."""
-        spec = _build(self._client, model, prompt, stream, timeout, extra)
+        spec = _build(self._client.settings, model, prompt, stream, timeout, extra)
         if not stream:
-            return _checked(
-                parse_model(TextCompletion, self._client._request_json(spec), "completion")
-            )
-        return Stream(lambda state: self._events(spec, timeout, state), StreamState()).start()
+            return _checked(self._client.request_json(spec))
+        return Stream(lambda _: self._chunks(spec, timeout), StreamState()).start()
 
-    def _events(
-        self, spec: RequestSpec, timeout: float | None, state: StreamState
-    ) -> Iterator[TextCompletionChunk]:
-        decoder = SSEDecoder()
-        watch = FailureWatch()
-        with self._client._open_stream(spec) as response:
-            try:
-                for piece in self._client._iter_body(response, timeout):
-                    for event in decoder.feed(piece):
-                        yield _watched(_chunk(event.data), watch)
-                for event in decoder.flush():
-                    yield _watched(_chunk(event.data), watch)
-                watch.check()
-            except AgentFMError as exc:
-                exc.task_started = True
-                raise
-        state.finished = True
+    def _chunks(self, spec: RequestSpec, timeout: float | None) -> Iterator[TextCompletionChunk]:
+        events = _events()
+        return self._client.stream(
+            spec, events.decoder, events.parse, timeout=timeout, on_end=events.on_end
+        )
 
 
-class AsyncCompletions:
+class AsyncCompletions(AsyncAPIResource):
     """Async ``client.openai.completions``."""
-
-    def __init__(self, client: AsyncAgentFMClient) -> None:
-        self._client = client
 
     @overload
     async def create(
@@ -185,28 +164,15 @@ class AsyncCompletions:
         **extra: Any,
     ) -> TextCompletion | AsyncStream[TextCompletionChunk]:
         """Create a text completion; ``stream=True`` returns an `AsyncStream` of chunks."""
-        spec = _build(self._client, model, prompt, stream, timeout, extra)
+        spec = _build(self._client.settings, model, prompt, stream, timeout, extra)
         if not stream:
-            body = await self._client._request_json(spec)
-            return _checked(parse_model(TextCompletion, body, "completion"))
-        return await AsyncStream(
-            lambda state: self._events(spec, timeout, state), StreamState()
-        ).start()
+            return _checked(await self._client.request_json(spec))
+        return await AsyncStream(lambda _: self._chunks(spec, timeout), StreamState()).start()
 
-    async def _events(
-        self, spec: RequestSpec, timeout: float | None, state: StreamState
+    def _chunks(
+        self, spec: RequestSpec, timeout: float | None
     ) -> AsyncIterator[TextCompletionChunk]:
-        decoder = SSEDecoder()
-        watch = FailureWatch()
-        async with self._client._open_stream(spec) as response:
-            try:
-                async for piece in self._client._iter_body(response, timeout):
-                    for event in decoder.feed(piece):
-                        yield _watched(_chunk(event.data), watch)
-                for event in decoder.flush():
-                    yield _watched(_chunk(event.data), watch)
-                watch.check()
-            except AgentFMError as exc:
-                exc.task_started = True
-                raise
-        state.finished = True
+        events = _events()
+        return self._client.stream(
+            spec, events.decoder, events.parse, timeout=timeout, on_end=events.on_end
+        )

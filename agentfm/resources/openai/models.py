@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from agentfm._base_client import RequestSpec
+from agentfm._resource import AsyncAPIResource, SyncAPIResource
 from agentfm.resources.openai._common import parse_model
 from agentfm.types.openai import ModelsList
-
-if TYPE_CHECKING:
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
 
 __all__ = ["AsyncModels", "Models"]
 
 _SPEC = RequestSpec("GET", "/v1/models", idempotent=True)
 
 
-class Models:
+class Models(SyncAPIResource):
     """Sync ``client.openai.models``."""
-
-    def __init__(self, client: AgentFMClient) -> None:
-        self._client = client
 
     def list(self) -> ModelsList:
         """List the workers as OpenAI models (``id`` is the peer id)."""
-        return parse_model(ModelsList, self._client._request_json(_SPEC), "/v1/models body")
+        return parse_model(ModelsList, self._client.request_json(_SPEC), "/v1/models body")
 
 
-class AsyncModels:
+class AsyncModels(AsyncAPIResource):
     """Async ``client.openai.models``."""
-
-    def __init__(self, client: AsyncAgentFMClient) -> None:
-        self._client = client
 
     async def list(self) -> ModelsList:
         """List the workers as OpenAI models (``id`` is the peer id)."""
-        return parse_model(ModelsList, await self._client._request_json(_SPEC), "/v1/models body")
+        return parse_model(ModelsList, await self._client.request_json(_SPEC), "/v1/models body")
