@@ -581,7 +581,7 @@ class ExecutePool:
         timer = None
         if timeout is not None:
             timer = loop.call_later(timeout, self._expire, conn, waiter, timeout)
-        idle = idle_bound(timeout, idle_timeout)
+        idle = idle_bound(timeout, spec.idle_timeout if idle_timeout is None else idle_timeout)
         idle_timer = None
         if idle is not None:
             idle_timer = loop.call_later(idle, self._check_idle, conn, waiter, idle)

@@ -1,102 +1,43 @@
-"""Scatter: one pure scheduler, driven by an asyncio driver (the sync client runs it in a thread).
+"""`ScatterScheduler`: the pure scheduler (no I/O, no clock: the driver passes ``now``).
 
-`ScatterScheduler` decides which prompt goes to which peer and when, and turns attempt
-outcomes into results. It does no I/O, never sleeps and never reads a clock: the driver
-passes ``now`` in. The drivers only ask it for the next dispatch, run the attempt, and report
-the outcome back, so the sync and async clients cannot behave differently.
-
-How peers are chosen:
-
-* **Capacity**: a peer's free slots are its advertised ``max_tasks - current_tasks`` minus
-  this scatter's own attempts on it; a peer with none gets no work while others have room.
-  A capacity rejection (``❌ ERROR:``) marks the peer as fuller than advertised and is never
-  a success.
-* **Speed and health**: among peers with room, the one expected to finish first wins (its
-  observed latency, penalised by its failure rate). Near the end of a batch of known size,
-  a slow peer gets an item only if faster peers could not finish it sooner.
-* **Failure memory**: a failed prompt moves to a peer it has not tried yet. A peer that
-  keeps failing is benched (circuit breaker), then gets one probe once the bench expires.
-* **Overload**: a 503 ``mesh_overloaded`` / ``async_capacity_exhausted`` (or a 503 with
-  ``Retry-After``) pauses dispatching for that long (exponential backoff without the
-  header) and requeues the item. Each overload answer uses one of the item's
-  ``max_retries + 1`` attempts (it shows in ``ScatterResult.attempts``), so the waits are
-  bounded by the caller's budget; a ``Retry-After`` longer than 120 s is final at once.
-* **Final answers**: a 429 ``rate_limited`` (failed auth attempts from this address) and a
-  401 end the whole batch: every item not yet sent fails with that error, since each new
-  request would fail the same way and spend the address's allowance.
-* **Dead gateway**: when the gateway itself cannot be reached (connection errors, not
-  timeouts), dispatching pauses with a growing backoff (0.1 s doubling to 2 s), so a
-  restart is survived. If it stays unreachable for 5 s with no answer in between, the items
-  not yet sent fail at once with that error instead of each going through its retries.
-* **Missing worker**: a 404 ``Worker not found`` removes the peer from this batch; the item
-  moves to another peer, and is final when no other peer is left.
-* **Hedging** (opt-in): once no new work is waiting, an attempt running far past the
-  batch's typical latency is duplicated on another peer with room; the first success wins
-  and the other attempt is cancelled. An item still yields exactly one result.
-
-Memory holds only live work: inputs are pulled lazily, and the scheduler never holds more
-than ``max_concurrency`` unfinished items (in flight or waiting for a retry).
+The policy it implements is described in `agentfm._scatter`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import itertools
-import queue
-import threading
-import time
 from collections import deque
-from collections.abc import (
-    AsyncGenerator,
-    Callable,
-    Coroutine,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sized,
-)
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sized
 
 from agentfm._backoff import exponential
+from agentfm._scatter._policy import (
+    ends_batch,
+    is_gateway_unreachable,
+    is_overload,
+    is_redispatchable,
+)
+from agentfm._scatter._types import (
+    BENCH_FIRST,
+    AttemptOutcome,
+    Dispatch,
+    _Attempt,
+    _Item,
+    _Peer,
+)
 from agentfm.exceptions import (
     AgentFMError,
     AgentFMTimeoutError,
-    ArtifactError,
-    AsyncCapacityError,
-    AuthenticationError,
     GatewayConnectionError,
-    InvalidRequestError,
-    MeshOverloadedError,
-    ModelNotFoundError,
-    RateLimitError,
     WorkerNotFoundError,
     WorkerRejectedError,
-    WorkerStreamError,
 )
 from agentfm.models import PeerID, ScatterProgress, ScatterResult
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-__all__ = [
-    "AttemptOutcome",
-    "Dispatch",
-    "ScatterScheduler",
-    "ends_batch",
-    "is_overload",
-    "is_redispatchable",
-    "run_async",
-    "run_sync",
-]
+__all__ = ["ScatterScheduler"]
 
 _BACKOFF_BASE = 0.25
 _BACKOFF_MAX = 4.0
 _BREAKER_THRESHOLD = 3  # consecutive failures that bench a peer
-_BENCH_FIRST = 2.0  # seconds; doubles on every failed probe
+
 _BENCH_MAX = 60.0
 _OVERLOAD_FIRST = 0.5  # pause without Retry-After; doubles while the gateway stays overloaded
 _OVERLOAD_MAX = 30.0
@@ -110,160 +51,6 @@ _HEDGE_SAMPLES = 8  # successes needed before the typical latency is trusted
 _HEDGE_FACTOR = 3.0  # hedge an attempt running this many times the typical latency
 _HEDGE_MIN_EXTRA = 0.05  # ... and at least this many seconds past it
 _RECENT = 64  # latency samples kept for the typical latency
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """One attempt the driver must run: prompt ``index`` on ``peer_id`` after ``delay`` s."""
-
-    index: int
-    prompt: str
-    peer_id: str
-    attempt: int
-    delay: float = 0.0
-    hedge: bool = False
-
-
-@dataclass
-class AttemptOutcome:
-    """What one attempt produced (``error`` set on failure)."""
-
-    text: str = ""
-    artifacts: list[Path] = field(default_factory=list)
-    task_id: str | None = None
-    error: AgentFMError | None = None
-    duration: float = 0.0
-
-
-class _Item:
-    __slots__ = (
-        "attempts",
-        "done",
-        "first_start",
-        "hedged",
-        "index",
-        "live",
-        "overloads",
-        "prompt",
-        "tried",
-    )
-
-    def __init__(self, index: int, prompt: str) -> None:
-        self.index = index
-        self.prompt = prompt
-        self.attempts = 0
-        self.tried: list[str] = []
-        self.live = 0
-        self.done = False
-        self.hedged = False
-        self.overloads = 0
-        self.first_start: float | None = None
-
-
-class _Peer:
-    __slots__ = (
-        "bench",
-        "benched_until",
-        "consecutive",
-        "failures",
-        "gone",
-        "latency",
-        "limit",
-        "others",
-        "own",
-        "peer_id",
-        "position",
-        "probing",
-        "successes",
-    )
-
-    def __init__(self, peer_id: str, position: int) -> None:
-        self.peer_id = peer_id
-        self.position = position
-        self.limit: int | None = None
-        self.others = 0
-        self.own = 0
-        self.latency: float | None = None
-        self.successes = 0
-        self.failures = 0
-        self.consecutive = 0
-        self.benched_until = 0.0
-        self.bench = _BENCH_FIRST
-        self.probing = False
-        self.gone = False  # the gateway answered 404 "Worker not found" for it
-
-    def free(self) -> int:
-        if self.limit is None:
-            return 1 << 30
-        return self.limit - self.others - self.own
-
-    def failure_rate(self) -> float:
-        # One imaginary success keeps a single early failure from looking like 100%.
-        return self.failures / (self.failures + self.successes + 1)
-
-
-class _Attempt:
-    __slots__ = ("dispatch", "item", "peer", "start")
-
-    def __init__(self, dispatch: Dispatch, item: _Item, peer: _Peer, start: float) -> None:
-        self.dispatch = dispatch
-        self.item = item
-        self.peer = peer
-        self.start = start
-
-
-# Errors another attempt cannot fix, whichever peer it goes to.
-_FINAL = (
-    InvalidRequestError,
-    AuthenticationError,
-    ArtifactError,
-    RateLimitError,
-    ModelNotFoundError,
-)
-
-
-def is_overload(exc: AgentFMError) -> bool:
-    """Whether the gateway (not the peer) asked to slow down: 503 overload, ``Retry-After``.
-
-    A 429 ``rate_limited`` is not an overload: the gateway limits failed auth attempts,
-    and repeating one cannot succeed (it is final, see `ends_batch`).
-    """
-    if isinstance(exc, RateLimitError) or exc.code == "rate_limited":
-        return False
-    if isinstance(exc, (MeshOverloadedError, AsyncCapacityError)):
-        return True
-    return exc.status in (429, 503) and exc.retry_after is not None
-
-
-def is_gateway_unreachable(exc: AgentFMError) -> bool:
-    """Whether the gateway itself could not be reached (not a timeout, not a worker fault)."""
-    return isinstance(exc, GatewayConnectionError) and not isinstance(
-        exc, (AgentFMTimeoutError, WorkerStreamError)
-    )
-
-
-def ends_batch(exc: AgentFMError) -> bool:
-    """Whether this answer dooms every other request of the batch too (a bad key, a lockout)."""
-    return isinstance(exc, (AuthenticationError, RateLimitError)) or exc.code == "rate_limited"
-
-
-def is_redispatchable(exc: AgentFMError) -> bool:
-    """Whether a failed attempt may be sent again, to another peer when there is one.
-
-    This is the one failover policy of the SDK: scatter and the single routed calls
-    (``tasks.run(model=…)`` / ``tasks.stream(model=…)``) both ask it, within the caller's
-    ``max_retries``.
-
-    Sent again: a task that failed on a peer (a broken or cut stream, a rejection, an
-    agent that exited non-zero, was killed or could not start, an unreachable or missing
-    worker, a 5xx) and a gateway that could not be reached. Final: errors another peer
-    cannot fix (a bad request, a bad key, ``rate_limited``, an unknown model), and a task
-    that completed but whose files could not be collected (re-running it would repeat
-    finished work).
-    """
-    if exc.code == "rate_limited":
-        return False
-    return not isinstance(exc, _FINAL)
 
 
 class ScatterScheduler:
@@ -315,7 +102,9 @@ class ScatterScheduler:
         self._in_flight: dict[tuple[int, int], _Attempt] = {}
         self._live_items = 0
         self._cancelled: list[Dispatch] = []
-        self._cursor = itertools.count()
+        self._turn = 0  # round-robin position among equally good peers
+        self._peer_list = list(self._peers.values())
+        self._gone = 0  # peers the gateway answered 404 for
         self._pause_until = 0.0
         self._overload_pause = _OVERLOAD_FIRST
         self._recent: deque[float] = deque(maxlen=_RECENT)
@@ -420,31 +209,63 @@ class ScatterScheduler:
         latency = peer.latency if peer.latency is not None else (self._typical or 0.0)
         return latency * (1.0 + 2.0 * peer.failure_rate())
 
+    def _best(self, peers: list[_Peer]) -> _Peer:
+        """The peer expected to finish first; ties go round-robin (one turn per choice).
+
+        Written as one loop rather than ``min(key=...)``: it runs once per attempt over
+        every peer, and is most of the scheduler's cost per task.
+        """
+        turn = self._turn
+        self._turn += 1
+        n = len(self.peers)
+        typical = self._typical or 0.0
+        best = peers[0]
+        best_key: tuple[float, int, int] | None = None
+        for peer in peers:
+            latency = peer.latency if peer.latency is not None else typical
+            score = latency * (1.0 + 2.0 * peer.failure_rate()) if peer.failures else latency
+            if best_key is not None and score > best_key[0]:
+                continue  # the usual exit: the key's other parts only break ties
+            free = (1 << 30) if peer.limit is None else peer.limit - peer.others - peer.own
+            key = (score, -free, (peer.position - turn) % n)
+            if best_key is None or key < best_key:
+                best, best_key = peer, key
+        return best
+
     def _choose(self, item: _Item, now: float) -> tuple[_Peer, bool] | None:
         """Pick a peer for ``item``: (peer, already tried) or None to wait."""
-        peers = [p for p in self._peers.values() if not p.gone] or list(self._peers.values())
-        candidates = [p for p in peers if p.peer_id not in item.tried]
+        peers = self._alive()
+        tried = item.tried
+        candidates = [p for p in peers if p.peer_id not in tried] if tried else peers
         retried = not candidates
         if retried:
-            last = item.tried[-1] if item.tried else None
+            last = tried[-1] if tried else None
             candidates = [p for p in peers if p.peer_id != last] or list(peers)
-        usable = [p for p in candidates if self._usable(p, now)]
+        usable = [
+            p
+            for p in candidates
+            if p.benched_until <= now and not (p.probing and p.consecutive >= _BREAKER_THRESHOLD)
+        ]
         if not usable:
             if self._in_flight:
                 return None
             # Every candidate is benched and nothing else runs: probe one rather than stall.
             usable = candidates
-        roomy = [p for p in usable if p.free() > 0]
+        roomy = [p for p in usable if p.limit is None or p.limit - p.others - p.own > 0]
         if not roomy:
             if self._in_flight:
                 return None
             roomy = usable  # telemetry may be stale; with nothing in flight, try anyway
-        turn = next(self._cursor)
-        n = len(self.peers)
-        best = min(roomy, key=lambda p: (self._score(p), -p.free(), (p.position - turn) % n))
+        best = self._best(roomy)
         if self._in_flight and self._better_wait(best, now):
             return None
-        return best, retried or best.peer_id in item.tried
+        return best, retried or best.peer_id in tried
+
+    def _alive(self) -> list[_Peer]:
+        """The peers the gateway still knows (all of them if it knows none)."""
+        if not self._gone:
+            return self._peer_list
+        return [p for p in self._peer_list if not p.gone] or list(self._peer_list)
 
     def _better_wait(self, peer: _Peer, now: float) -> bool:
         """Tail rule: would this item finish sooner queued for faster peers than on ``peer``?"""
@@ -624,7 +445,7 @@ class ScatterScheduler:
 
     def _has_peer_for(self, item: _Item) -> bool:
         """Whether a retry can go anywhere: not when every peer is known to be gone."""
-        return any(not p.gone for p in self._peers.values())
+        return self._gone < len(self._peer_list)
 
     def _overloaded(
         self, item: _Item, peer: _Peer, outcome: AttemptOutcome, error: AgentFMError, now: float
@@ -650,7 +471,7 @@ class ScatterScheduler:
         peer.consecutive = 0
         peer.probing = False
         peer.benched_until = 0.0
-        peer.bench = _BENCH_FIRST
+        peer.bench = BENCH_FIRST
         if peer.others:
             peer.others -= 1  # others' tasks finish too as time passes
         if peer.latency is None:
@@ -679,7 +500,9 @@ class ScatterScheduler:
             peer.others = max(peer.others, peer.limit - peer.own)
         if isinstance(error, WorkerNotFoundError):
             # The gateway does not know this peer: asking again would get the same 404.
-            peer.gone = True
+            if not peer.gone:
+                peer.gone = True
+                self._gone += 1
             peer.consecutive = max(peer.consecutive, _BREAKER_THRESHOLD)
         if peer.probing or peer.consecutive >= _BREAKER_THRESHOLD:
             if peer.probing:
@@ -697,7 +520,7 @@ class ScatterScheduler:
             self.succeeded += 1
         else:
             self.failed += 1
-        for key, other in list(self._in_flight.items()):
+        for key, other in list(self._in_flight.items()) if item.live else ():
             if other.item is item:
                 del self._in_flight[key]
                 other.peer.own -= 1
@@ -719,179 +542,3 @@ class ScatterScheduler:
             duration_seconds=max(outcome.duration, now - started),
             exception=error,
         )
-
-
-ProgressCallback = Callable[[ScatterProgress], None]
-Attempt = Callable[[Dispatch], Coroutine[Any, Any, AttemptOutcome]]
-
-
-async def run_async(
-    scheduler: ScatterScheduler,
-    attempt: Attempt,
-    on_progress: ProgressCallback | None = None,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    on_close: Callable[[], None] | None = None,
-) -> AsyncGenerator[ScatterResult, None]:
-    """Drive ``scheduler`` with asyncio tasks; yield results in completion order.
-
-    Args:
-        scheduler: The scheduler to drive.
-        attempt: Runs one dispatch; must report failures in its outcome, not raise.
-        on_progress: Called with a snapshot after every completed attempt.
-        clock: Monotonic seconds (the scheduler's ``now``).
-        on_close: Called on the loop once the scatter ends (e.g. to close connections).
-    """
-    loop = asyncio.get_running_loop()
-    running: dict[tuple[int, int], asyncio.Task[AttemptOutcome]] = {}
-    finished: deque[tuple[Dispatch, asyncio.Task[AttemptOutcome]]] = deque()
-    signal: list[asyncio.Future[None] | None] = [None]
-
-    def on_done(dispatch: Dispatch, task: asyncio.Task[AttemptOutcome]) -> None:
-        finished.append((dispatch, task))
-        waiter = signal[0]
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def wake(waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    async def delayed(dispatch: Dispatch) -> AttemptOutcome:
-        await asyncio.sleep(dispatch.delay)
-        return await attempt(dispatch)
-
-    try:
-        while True:
-            now = clock()
-            while (dispatch := scheduler.next_dispatch(now)) is not None:
-                coro = delayed(dispatch) if dispatch.delay else attempt(dispatch)
-                task = loop.create_task(coro)
-                task.add_done_callback(functools.partial(on_done, dispatch))
-                running[(dispatch.index, dispatch.attempt)] = task
-            if scheduler.finished:
-                return
-            if not finished:
-                waiter: asyncio.Future[None] = loop.create_future()
-                signal[0] = waiter
-                when = scheduler.wakeup(now)
-                timer = None if when is None else loop.call_later(when - now, wake, waiter)
-                try:
-                    await waiter
-                finally:
-                    signal[0] = None
-                    if timer is not None:
-                        timer.cancel()
-            while finished:
-                dispatch, task = finished.popleft()
-                running.pop((dispatch.index, dispatch.attempt), None)
-                if task.cancelled():
-                    continue
-                result = scheduler.complete(dispatch, task.result(), clock())
-                for loser in scheduler.take_cancelled():
-                    lost = running.pop((loser.index, loser.attempt), None)
-                    if lost is not None:
-                        lost.cancel()
-                aborted = scheduler.take_aborted(clock())
-                if on_progress is not None:
-                    on_progress(scheduler.progress())
-                if result is not None:
-                    yield result
-                for result in aborted:
-                    yield result
-    finally:
-        for task in running.values():
-            task.cancel()
-        if running:
-            await asyncio.gather(*running.values(), return_exceptions=True)
-        if on_close is not None:
-            on_close()
-            await asyncio.sleep(0)  # let the closed transports finish closing
-
-
-_Message = ScatterResult | ScatterProgress | BaseException | None
-
-
-def run_sync(
-    scheduler: ScatterScheduler,
-    attempt: Callable[[Dispatch], AttemptOutcome] | None = None,
-    on_progress: ProgressCallback | None = None,
-    *,
-    async_attempt: Attempt | None = None,
-    on_close: Callable[[], None] | None = None,
-) -> Iterator[ScatterResult]:
-    """Drive ``scheduler`` with `run_async` on a private event loop in a helper thread.
-
-    ``attempt`` is a blocking function, run in a pool of ``max_concurrency`` threads;
-    ``async_attempt`` (preferred: no thread per attempt) runs on the helper loop. Results
-    and progress snapshots are handed over through a queue, so ``on_progress`` runs in the
-    caller's thread. Abandoning the iterator cancels the attempts still running.
-    """
-    messages: queue.SimpleQueue[_Message] = queue.SimpleQueue()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    pool: ThreadPoolExecutor | None = None
-    if async_attempt is None:
-        if attempt is None:
-            raise TypeError("run_sync needs attempt or async_attempt")
-        blocking = attempt
-        pool = ThreadPoolExecutor(scheduler.max_concurrency, thread_name_prefix="agentfm-scatter")
-        runner = pool
-
-        async def in_thread(dispatch: Dispatch) -> AttemptOutcome:
-            return await loop.run_in_executor(runner, blocking, dispatch)
-
-        async_attempt = in_thread
-    chosen: Attempt = async_attempt
-
-    async def pump() -> None:
-        progress = messages.put if on_progress is not None else None
-        agen = run_async(scheduler, chosen, progress, on_close=on_close)
-        try:
-            async for result in agen:
-                messages.put(result)
-        finally:
-            await agen.aclose()
-
-    tasks: list[asyncio.Task[None]] = []
-
-    def thread_main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            tasks.append(loop.create_task(pump()))
-            started.set()
-            loop.run_until_complete(tasks[0])
-        except asyncio.CancelledError:
-            pass
-        except BaseException as exc:  # handed over to the caller's thread
-            messages.put(exc)
-        finally:
-            started.set()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
-            messages.put(None)
-
-    thread = threading.Thread(target=thread_main, name="agentfm-scatter-loop", daemon=True)
-    thread.start()
-    try:
-        while True:
-            message = messages.get()
-            if message is None:
-                return
-            if isinstance(message, ScatterResult):
-                yield message
-            elif isinstance(message, ScatterProgress):
-                if on_progress is not None:
-                    on_progress(message)
-            else:
-                raise message
-    finally:
-        started.wait()
-        if thread.is_alive() and tasks:
-            # The caller stopped early: cancel what still runs (the loop may just have closed).
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(tasks[0].cancel)
-        thread.join()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
