@@ -65,6 +65,8 @@ PARSER = "auto"
 
 # h11 refuses a response head larger than this (a hostile gateway cannot grow our memory).
 _HEAD_LIMIT = 64 * 1024
+# Response headers that frame the body (else it ends at EOF).
+_FRAMING = (b"content-length", b"transfer-encoding")
 # Validated request heads kept per (target, body length).
 _HEAD_CACHE = 512
 # TCP keepalive: a peer that vanished (partition, power loss) is noticed in about
@@ -343,6 +345,7 @@ class _LLConnection(_Connection):
         assert httptools is not None
         self._ll = httptools.HttpResponseParser(self)
         self._ll_headers: list[tuple[bytes, bytes]] = []
+        self._ll_framed = False  # a Content-Length or Transfer-Encoding header came
         self._ll_keep = True
         self._ll_done = False
         self._ll_in_message = False
@@ -380,21 +383,19 @@ class _LLConnection(_Connection):
         if self._ll_done:
             self._ll_keep = False  # bytes after the answer: do not reuse the connection
         self._ll_headers = []
+        self._ll_framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._ll_headers.append((name, value))
+        if len(name) in (14, 17) and name.lower() in _FRAMING:
+            self._ll_framed = True
 
     def on_headers_complete(self) -> None:
         status = self._ll.get_status_code()
         exchange = self._exchange
         if status < 200 or exchange is None or self._ll_done:
             return  # 100 Continue, 103 Early Hints: the real answer follows
-        names = {name.lower() for name, _ in self._ll_headers}
-        self._ll_close_delimited = (
-            b"content-length" not in names
-            and b"transfer-encoding" not in names
-            and status not in (204, 304)
-        )
+        self._ll_close_delimited = not self._ll_framed and status not in (204, 304)
         self._ll_in_message = True
         self._on_head(exchange, status, self._ll_headers)
 
@@ -466,6 +467,7 @@ class ExecutePool:
         self._headers_key: object = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._heads: dict[tuple[bytes, int], _Head] = {}
+        self._targets: dict[str, bytes] = {}
         parser = PARSER
         if parser == "auto":
             parser = "httptools" if httptools is not None else "h11"
@@ -488,7 +490,10 @@ class ExecutePool:
             self._headers = encoded
             self._headers_key = spec.headers
             self._heads.clear()
-        target = urlsplit(spec.path).path.encode("ascii") or b"/"
+            self._targets.clear()
+        target = self._targets.get(spec.path)
+        if target is None:
+            target = self._targets[spec.path] = urlsplit(spec.path).path.encode("ascii") or b"/"
         key = (target, len(body))
         head = self._heads.get(key)
         if head is None:
@@ -506,6 +511,7 @@ class ExecutePool:
                 ) from None
             if len(self._heads) >= _HEAD_CACHE:
                 self._heads.clear()
+                self._targets.clear()
             self._heads[key] = head
         # h11 events are immutable: sharing one between requests is safe.
         return head
