@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import h11
+import httpx
 
 try:  # llhttp (C), a mesh dependency: the same framing checks at a tenth of the cost
     import httptools
@@ -42,9 +43,8 @@ except ImportError:  # pragma: no cover - h11 alone is enough
 
 from agentfm._base_client import (
     call_timeout_error,
-    connect_timeout_error,
-    connection_error,
     error_from_response,
+    error_from_transport,
     idle_bound,
     idle_timeout_error,
     output_too_large_error,
@@ -54,8 +54,6 @@ from agentfm._streaming import MarkerDecoder
 from agentfm.exceptions import AgentFMError, GatewayProtocolError, InvalidRequestError
 
 if TYPE_CHECKING:
-    import httpx
-
     from agentfm._base_client import RequestSpec
 
 __all__ = ["PARSER", "ExecutePool", "supports"]
@@ -87,6 +85,11 @@ def supports(gateway_url: str, *, proxy: httpx.Proxy | None = None) -> bool:
     if not (proxies.get("http") or proxies.get("all")):
         return True
     return bool(urllib.request.proxy_bypass(parts.hostname))
+
+
+def _malformed(exc: Exception) -> GatewayProtocolError:
+    """A response either parser refused (bad framing, bad head): never read as an answer."""
+    return GatewayProtocolError(f"malformed response from the gateway: {exc}", code="bad_response")
 
 
 def _set_keepalive(sock: socket.socket) -> None:
@@ -173,11 +176,7 @@ class _Connection(asyncio.Protocol):
             self._h11.receive_data(data)
             self._pump(exchange)
         except h11.RemoteProtocolError as exc:
-            self._fail(
-                GatewayProtocolError(
-                    f"malformed response from the gateway: {exc}", code="bad_response"
-                )
-            )
+            self._fail(_malformed(exc))
         except AgentFMError as exc:
             self._fail(exc)
 
@@ -190,17 +189,16 @@ class _Connection(asyncio.Protocol):
         if exchange.waiter.done():
             return
         detail = str(exc) if exc else "EOF"
+        # The httpx path's mapping, fed the event in httpx's terms: no byte back is an
+        # unanswered request, a close after the first byte a broken stream.
         if not self.got_bytes:
-            error = connection_error(
-                self._url, f"the gateway closed the connection without answering: {detail}"
+            unanswered = httpx.RemoteProtocolError(
+                f"the gateway closed the connection without answering: {detail}"
             )
+            self._fail(error_from_transport(unanswered, gateway_url=self._url))
         else:
-            error = connection_error(
-                self._url,
-                f"the connection broke in the middle of the response: {detail}",
-                phase="body",
-            )
-        self._fail(error)
+            cut = httpx.ReadError(f"the connection broke in the middle of the response: {detail}")
+            self._fail(error_from_transport(cut, gateway_url=self._url, phase="body"))
 
     def _feed_eof(self, exchange: _Exchange) -> None:
         try:
@@ -350,6 +348,8 @@ class _LLConnection(_Connection):
         self._ll_done = False
         self._ll_in_message = False
         self._ll_close_delimited = False
+        # Body pieces of one read, decoded together (one decoder call per read, not per chunk).
+        self._ll_body: list[bytes] = []
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -366,11 +366,19 @@ class _LLConnection(_Connection):
             else:  # pragma: no cover - a bug in a callback
                 raise
         except httptools.HttpParserError as exc:
-            self._fail(
-                GatewayProtocolError(
-                    f"malformed response from the gateway: {exc}", code="bad_response"
-                )
-            )
+            self._fail(_malformed(exc))
+        else:
+            if self._ll_body:
+                try:
+                    self._ll_flush()
+                except AgentFMError as exc:
+                    self._fail(exc)
+
+    def _ll_flush(self) -> None:
+        pieces, exchange = self._ll_body, self._exchange
+        self._ll_body = []
+        if exchange is not None and not exchange.waiter.done():
+            self._on_data(exchange, pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     def _feed_eof(self, exchange: _Exchange) -> None:
         if self._ll_in_message and self._ll_close_delimited and not self._ll_done:
@@ -402,7 +410,7 @@ class _LLConnection(_Connection):
     def on_body(self, body: bytes) -> None:
         exchange = self._exchange
         if exchange is not None and self._ll_in_message and not self._ll_done:
-            self._on_data(exchange, body)
+            self._ll_body.append(body)
 
     def on_message_complete(self) -> None:
         exchange = self._exchange
@@ -410,6 +418,8 @@ class _LLConnection(_Connection):
             return
         self._ll_done = True
         self._ll_keep = self._ll.should_keep_alive()
+        if self._ll_body:
+            self._ll_flush()
         self._on_end(exchange)
 
     def encode(self, head: _Head, body: bytes) -> bytes:
@@ -525,26 +535,23 @@ class ExecutePool:
                 self._connect_timeout,
             )
         except asyncio.TimeoutError:
-            error: AgentFMError = connect_timeout_error(url, "connect")
-            error.request_sent = False
-            raise error from None
+            raise error_from_transport(httpx.ConnectTimeout("connect"), gateway_url=url) from None
         except OSError as exc:
-            error = connection_error(url, str(exc) or type(exc).__name__)
-            error.request_sent = False
-            raise error from None
+            failed = httpx.ConnectError(str(exc) or type(exc).__name__)
+            raise error_from_transport(failed, gateway_url=url) from None
         self.connections_opened += 1
         self._all.add(conn)
         return conn
 
-    async def _checkout(self) -> _Connection:
-        now = asyncio.get_running_loop().time()
+    def _checkout(self, now: float) -> _Connection | None:
+        """A pooled connection fit to carry a request, or None (then a new one is opened)."""
         while self._idle:
             candidate = self._idle.pop()
             if not candidate.stale(now, self._expiry):
                 return candidate
             candidate.abort()
             self._all.discard(candidate)
-        return await self._connect()
+        return None
 
     async def execute(
         self,
@@ -576,7 +583,7 @@ class ExecutePool:
         body = spec.encode_body() or b""
         head = self._request(spec, body)
         loop = asyncio.get_running_loop()
-        conn = await self._checkout()
+        conn = self._checkout(loop.time()) or await self._connect()
         if conn.closed or conn.transport is None or conn.transport.is_closing():
             # Closed between the check and the write: nothing was written, use a fresh one.
             self._all.discard(conn)

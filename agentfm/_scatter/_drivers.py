@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import queue
 import threading
 import time
@@ -48,32 +47,34 @@ async def run_async(
         on_close: Called on the loop once the scatter ends (e.g. to close connections).
     """
     loop = asyncio.get_running_loop()
-    running: dict[tuple[int, int], asyncio.Task[AttemptOutcome]] = {}
-    finished: deque[tuple[Dispatch, asyncio.Task[AttemptOutcome]]] = deque()
+    running: dict[tuple[int, int], asyncio.Task[None]] = {}
+    # Outcomes in completion order; an exception is a broken ``attempt`` (re-raised here).
+    finished: deque[tuple[Dispatch, AttemptOutcome | BaseException]] = deque()
     signal: list[asyncio.Future[None] | None] = [None]
 
-    def on_done(dispatch: Dispatch, task: asyncio.Task[AttemptOutcome]) -> None:
-        finished.append((dispatch, task))
-        waiter = signal[0]
+    def wake(waiter: asyncio.Future[None] | None) -> None:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def wake(waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    async def delayed(dispatch: Dispatch) -> AttemptOutcome:
-        await asyncio.sleep(dispatch.delay)
-        return await attempt(dispatch)
+    async def run_one(dispatch: Dispatch) -> None:
+        # Reports its own outcome: cheaper than a done callback, which costs the loop one
+        # more turn per attempt. A cancelled attempt reports nothing (it lost to a hedge).
+        if dispatch.delay:
+            await asyncio.sleep(dispatch.delay)
+        try:
+            outcome: AttemptOutcome | BaseException = await attempt(dispatch)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            outcome = exc
+        finished.append((dispatch, outcome))
+        wake(signal[0])
 
     try:
         while True:
             now = clock()
             while (dispatch := scheduler.next_dispatch(now)) is not None:
-                coro = delayed(dispatch) if dispatch.delay else attempt(dispatch)
-                task = loop.create_task(coro)
-                task.add_done_callback(functools.partial(on_done, dispatch))
-                running[(dispatch.index, dispatch.attempt)] = task
+                running[(dispatch.index, dispatch.attempt)] = loop.create_task(run_one(dispatch))
             if scheduler.finished:
                 return
             if not finished:
@@ -88,11 +89,11 @@ async def run_async(
                     if timer is not None:
                         timer.cancel()
             while finished:
-                dispatch, task = finished.popleft()
+                dispatch, outcome = finished.popleft()
                 running.pop((dispatch.index, dispatch.attempt), None)
-                if task.cancelled():
-                    continue
-                result = scheduler.complete(dispatch, task.result(), clock())
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                result = scheduler.complete(dispatch, outcome, clock())
                 for loser in scheduler.take_cancelled():
                     lost = running.pop((loser.index, loser.attempt), None)
                     if lost is not None:
