@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentfm._base_client import RequestSpec, idle_bound, resolve_timeout
 from agentfm._execute_pool import ExecutePool, supports
@@ -24,10 +24,11 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from pathlib import Path
 
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
+    import httpx
 
 __all__ = [
     "FastAttempt",
+    "ScatterClient",
     "failed_outcome",
     "failure_text",
     "fast_attempt",
@@ -37,6 +38,24 @@ __all__ = [
 ]
 
 log = logging.getLogger("agentfm.tasks")
+
+
+class ScatterClient(Protocol):
+    """What the fast path reads from a client (both clients have it; no import of them)."""
+
+    gateway_url: str
+    timeout: httpx.Timeout
+    max_connections: int | None
+    max_output_bytes: int | None
+    _proxy: httpx.Proxy | None
+    _injected_http: bool
+
+    @property
+    def _http(self) -> object: ...
+    @property
+    def tasks(self) -> object: ...
+    def _spec(self, spec: RequestSpec) -> RequestSpec: ...
+
 
 _TRANSPORT_METHODS = (
     ("httpcore", "ConnectionPool", "handle_request"),
@@ -74,7 +93,7 @@ def _transport_patched() -> bool:
     return False
 
 
-def use_fast_path(client: AgentFMClient | AsyncAgentFMClient) -> bool:
+def use_fast_path(client: ScatterClient) -> bool:
     """Whether scatter may send its attempts through the lean `ExecutePool`.
 
     The decision, in one place: only for a plain ``http://`` gateway without a proxy
@@ -221,7 +240,7 @@ class FastAttempt:
 
 
 def fast_attempt(
-    client: AgentFMClient | AsyncAgentFMClient,
+    client: ScatterClient,
     timeout: float | None,
     collect: Callable[[str], Awaitable[list[Path]]],
     idle_timeout: float | None = None,

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sized
 
 from agentfm._backoff import exponential
+from agentfm._scatter._choice import BREAKER_THRESHOLD, best_peer, better_wait, score, usable
 from agentfm._scatter._policy import (
     ends_batch,
     is_gateway_unreachable,
@@ -36,7 +37,6 @@ __all__ = ["ScatterScheduler"]
 
 _BACKOFF_BASE = 0.25
 _BACKOFF_MAX = 4.0
-_BREAKER_THRESHOLD = 3  # consecutive failures that bench a peer
 
 _BENCH_MAX = 60.0
 _OVERLOAD_FIRST = 0.5  # pause without Retry-After; doubles while the gateway stays overloaded
@@ -46,7 +46,6 @@ _DOWN_PAUSE_FIRST = 0.1  # pause after a refused connection; doubles while the g
 _DOWN_PAUSE_MAX = 2.0
 _DOWN_AFTER = 5.0  # seconds of refused connections, with no answer between, that end a batch
 _LATENCY_WEIGHT = 0.2  # EWMA weight of a new latency sample
-_SLOW_PEER_RATIO = 1.5  # a peer this much slower than the fastest is "slow" for the tail rule
 _HEDGE_SAMPLES = 8  # successes needed before the typical latency is trusted
 _HEDGE_FACTOR = 3.0  # hedge an attempt running this many times the typical latency
 _HEDGE_MIN_EXTRA = 0.05  # ... and at least this many seconds past it
@@ -200,38 +199,6 @@ class ScatterScheduler:
         return min(later) if later else None
 
     # -- choosing ----------------------------------------------------------------------
-    def _usable(self, peer: _Peer, now: float) -> bool:
-        if peer.benched_until > now:
-            return False
-        return not (peer.probing and peer.consecutive >= _BREAKER_THRESHOLD)
-
-    def _score(self, peer: _Peer) -> float:
-        latency = peer.latency if peer.latency is not None else (self._typical or 0.0)
-        return latency * (1.0 + 2.0 * peer.failure_rate())
-
-    def _best(self, peers: list[_Peer]) -> _Peer:
-        """The peer expected to finish first; ties go round-robin (one turn per choice).
-
-        Written as one loop rather than ``min(key=...)``: it runs once per attempt over
-        every peer, and is most of the scheduler's cost per task.
-        """
-        turn = self._turn
-        self._turn += 1
-        n = len(self.peers)
-        typical = self._typical or 0.0
-        best = peers[0]
-        best_key: tuple[float, int, int] | None = None
-        for peer in peers:
-            latency = peer.latency if peer.latency is not None else typical
-            score = latency * (1.0 + 2.0 * peer.failure_rate()) if peer.failures else latency
-            if best_key is not None and score > best_key[0]:
-                continue  # the usual exit: the key's other parts only break ties
-            free = (1 << 30) if peer.limit is None else peer.limit - peer.others - peer.own
-            key = (score, -free, (peer.position - turn) % n)
-            if best_key is None or key < best_key:
-                best, best_key = peer, key
-        return best
-
     def _choose(self, item: _Item, now: float) -> tuple[_Peer, bool] | None:
         """Pick a peer for ``item``: (peer, already tried) or None to wait."""
         peers = self._alive()
@@ -241,22 +208,16 @@ class ScatterScheduler:
         if retried:
             last = tried[-1] if tried else None
             candidates = [p for p in peers if p.peer_id != last] or list(peers)
-        usable = [
-            p
-            for p in candidates
-            if p.benched_until <= now and not (p.probing and p.consecutive >= _BREAKER_THRESHOLD)
-        ]
-        if not usable:
+        best = self._pick(candidates, now)
+        if best is None:
             if self._in_flight:
-                return None
-            # Every candidate is benched and nothing else runs: probe one rather than stall.
-            usable = candidates
-        roomy = [p for p in usable if p.limit is None or p.limit - p.others - p.own > 0]
-        if not roomy:
-            if self._in_flight:
-                return None
-            roomy = usable  # telemetry may be stale; with nothing in flight, try anyway
-        best = self._best(roomy)
+                return None  # every candidate is benched or full: wait for a completion
+            # Nothing else runs: probe a benched peer rather than stall, and try a full
+            # one anyway (telemetry may be stale).
+            ready = [p for p in candidates if usable(p, now)] or candidates
+            roomy = [p for p in ready if p.free() > 0] or ready
+            best = self._pick(roomy)
+            assert best is not None
         if self._in_flight and self._better_wait(best, now):
             return None
         return best, retried or best.peer_id in tried
@@ -267,27 +228,17 @@ class ScatterScheduler:
             return self._peer_list
         return [p for p in self._peer_list if not p.gone] or list(self._peer_list)
 
+    def _pick(self, peers: list[_Peer], now: float | None = None) -> _Peer | None:
+        best = best_peer(peers, self._turn, len(self.peers), self._typical, now)
+        if best is not None:
+            self._turn += 1  # one turn per choice made
+        return best
+
     def _better_wait(self, peer: _Peer, now: float) -> bool:
-        """Tail rule: would this item finish sooner queued for faster peers than on ``peer``?"""
-        if self.total is None or peer.latency is None:
+        if self.total is None:
             return False
-        faster = [
-            p
-            for p in self._peers.values()
-            if p.latency is not None
-            and p.latency * _SLOW_PEER_RATIO < peer.latency
-            and self._usable(p, now)
-        ]
-        if not faster:
-            return False
-        rate = 0.0
-        for p in faster:
-            if p.limit is None or p.latency is None or p.latency <= 0:
-                return False
-            rate += max(1, p.limit - p.others) / p.latency
         backlog = (self.total - self._pulled) + len(self._waiting) + 1
-        fastest = min(p.latency for p in faster if p.latency is not None)
-        return backlog / rate + fastest < peer.latency
+        return better_wait(peer, self._peer_list, now, backlog)
 
     def next_dispatch(self, now: float = 0.0) -> Dispatch | None:
         """The next attempt to start, or None if nothing can start until one completes.
@@ -344,14 +295,11 @@ class ScatterScheduler:
             roomy = [
                 p
                 for p in self._peers.values()
-                if p.peer_id not in item.tried
-                and not p.gone
-                and self._usable(p, now)
-                and p.free() > 0
+                if p.peer_id not in item.tried and not p.gone and usable(p, now) and p.free() > 0
             ]
             if not roomy:
                 continue
-            best = min(roomy, key=lambda p: (self._score(p), -p.free()))
+            best = min(roomy, key=lambda p: (score(p, self._typical), -p.free()))
             item.hedged = True
             self.hedges += 1
             return self._start(item, best, False, now=now, hedge=True)
@@ -366,7 +314,7 @@ class ScatterScheduler:
         if item.first_start is None:
             item.first_start = now
         peer.own += 1
-        if peer.benched_until or peer.consecutive >= _BREAKER_THRESHOLD:
+        if peer.benched_until or peer.consecutive >= BREAKER_THRESHOLD:
             peer.probing = True
         delay = 0.0
         if retried_peer:
@@ -503,8 +451,8 @@ class ScatterScheduler:
             if not peer.gone:
                 peer.gone = True
                 self._gone += 1
-            peer.consecutive = max(peer.consecutive, _BREAKER_THRESHOLD)
-        if peer.probing or peer.consecutive >= _BREAKER_THRESHOLD:
+            peer.consecutive = max(peer.consecutive, BREAKER_THRESHOLD)
+        if peer.probing or peer.consecutive >= BREAKER_THRESHOLD:
             if peer.probing:
                 peer.bench = min(_BENCH_MAX, peer.bench * 2)
             peer.benched_until = now + peer.bench
