@@ -10,8 +10,9 @@ are the parser's job, and anything malformed is a `GatewayProtocolError`. h11 va
 each request head (CR/LF in a header is refused before sending).
 Everything above the framing is the SDK's shared code: the request is `RequestSpec`'s
 (same headers, same body cap), the body goes through `MarkerDecoder` as it arrives, a
-non-2xx answer through `error_from_response`, and timeouts and broken connections through
-the same error builders as the httpx path.
+non-2xx answer through `error_from_response`, a refused or broken connection through
+`error_from_transport`, and timeouts through the builders the httpx path uses. The
+connection protocol itself (one per socket, h11 or llhttp) is `agentfm._execute_conn`.
 
 A request is re-sent only when it provably never left: a pooled connection is checked for
 staleness (expiry below the server's keep-alive, and no EOF pending) before it is used,
@@ -26,36 +27,25 @@ uses the regular client.
 from __future__ import annotations
 
 import asyncio
-import select
-import socket
 import urllib.request
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import h11
-
-try:  # llhttp (C), a mesh dependency: the same framing checks at a tenth of the cost
-    import httptools
-except ImportError:  # pragma: no cover - h11 alone is enough
-    httptools = None  # type: ignore[assignment]
+import httpx
 
 from agentfm._base_client import (
     call_timeout_error,
-    connect_timeout_error,
-    connection_error,
-    error_from_response,
+    error_from_transport,
     idle_bound,
     idle_timeout_error,
-    output_too_large_error,
 )
 from agentfm._constants import KEEPALIVE_EXPIRY
-from agentfm._streaming import MarkerDecoder
-from agentfm.exceptions import AgentFMError, GatewayProtocolError, InvalidRequestError
+from agentfm._execute_conn import Connection, Exchange, Head, LLConnection, httptools
+from agentfm.exceptions import AgentFMError, InvalidRequestError
 
 if TYPE_CHECKING:
-    import httpx
-
     from agentfm._base_client import RequestSpec
 
 __all__ = ["PARSER", "ExecutePool", "supports"]
@@ -63,15 +53,8 @@ __all__ = ["PARSER", "ExecutePool", "supports"]
 PARSER = "auto"
 """Response parser: ``"httptools"`` (llhttp) when installed, else ``"h11"``; tests pin one."""
 
-# h11 refuses a response head larger than this (a hostile gateway cannot grow our memory).
-_HEAD_LIMIT = 64 * 1024
 # Validated request heads kept per (target, body length).
 _HEAD_CACHE = 512
-# TCP keepalive: a peer that vanished (partition, power loss) is noticed in about
-# IDLE + INTERVAL * COUNT seconds instead of never.
-_KEEPALIVE_IDLE = 60
-_KEEPALIVE_INTERVAL = 10
-_KEEPALIVE_COUNT = 6
 
 
 def supports(gateway_url: str, *, proxy: httpx.Proxy | None = None) -> bool:
@@ -85,344 +68,6 @@ def supports(gateway_url: str, *, proxy: httpx.Proxy | None = None) -> bool:
     if not (proxies.get("http") or proxies.get("all")):
         return True
     return bool(urllib.request.proxy_bypass(parts.hostname))
-
-
-def _set_keepalive(sock: socket.socket) -> None:
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, _KEEPALIVE_IDLE)
-        if hasattr(socket, "TCP_KEEPINTVL"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, _KEEPALIVE_INTERVAL)
-        if hasattr(socket, "TCP_KEEPCNT"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, _KEEPALIVE_COUNT)
-    except (OSError, AttributeError):  # pragma: no cover - platform without these options
-        pass
-
-
-class _Head:
-    """A request head validated by h11 once, as an h11 event and as bytes."""
-
-    __slots__ = ("event", "raw")
-
-    def __init__(self, event: h11.Request) -> None:
-        self.event = event
-        scratch = h11.Connection(h11.CLIENT)
-        self.raw: bytes = scratch.send(event) or b""
-
-
-class _Exchange:
-    """The state of one request/response on a connection."""
-
-    __slots__ = (
-        "body",
-        "decoder",
-        "headers",
-        "limit",
-        "parts",
-        "received",
-        "status",
-        "waiter",
-    )
-
-    def __init__(self, waiter: asyncio.Future[tuple[str, bool]], limit: int | None) -> None:
-        self.waiter = waiter
-        self.limit = limit
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.decoder: MarkerDecoder | None = None
-        self.parts: list[str] = []
-        self.body: list[bytes] = []
-        self.received = 0
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; h11 frames one exchange at a time."""
-
-    def __init__(self, gateway_url: str) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self.last_byte = 0.0
-        self.got_bytes = False
-        self._url = gateway_url
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_HEAD_LIMIT)
-        self._exchange: _Exchange | None = None
-        self._fd = -1
-
-    # -- asyncio.Protocol ---------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not subclasses of asyncio.Transport, only duck-typed.
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            _set_keepalive(sock)
-            self._fd = sock.fileno()
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        self.last_byte = asyncio.get_running_loop().time()
-        exchange = self._exchange
-        if exchange is None:
-            # Bytes while idle: nothing may arrive between exchanges.
-            self.abort()
-            return
-        try:
-            self._h11.receive_data(data)
-            self._pump(exchange)
-        except h11.RemoteProtocolError as exc:
-            self._fail(
-                GatewayProtocolError(
-                    f"malformed response from the gateway: {exc}", code="bad_response"
-                )
-            )
-        except AgentFMError as exc:
-            self._fail(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        exchange = self._exchange
-        if exchange is None or exchange.waiter.done():
-            return
-        self._feed_eof(exchange)
-        if exchange.waiter.done():
-            return
-        detail = str(exc) if exc else "EOF"
-        if not self.got_bytes:
-            error = connection_error(
-                self._url, f"the gateway closed the connection without answering: {detail}"
-            )
-        else:
-            error = connection_error(
-                self._url,
-                f"the connection broke in the middle of the response: {detail}",
-                phase="body",
-            )
-        self._fail(error)
-
-    def _feed_eof(self, exchange: _Exchange) -> None:
-        try:
-            # EOF ends a close-delimited body (h11 decides whether that is legal here).
-            self._h11.receive_data(b"")
-            self._pump(exchange)
-        except (h11.RemoteProtocolError, AgentFMError):
-            pass
-
-    # -- use ----------------------------------------------------------------------------
-    def stale(self, now: float, expiry: float) -> bool:
-        """Whether this idle connection must not carry another request."""
-        if self.closed or self.transport is None or self.transport.is_closing():
-            return True
-        if now - self.idle_since >= expiry:
-            return True
-        if self._fd >= 0:
-            # Readable while idle means EOF (or stray bytes) not yet seen by the loop.
-            try:
-                readable, _, _ = select.select([self._fd], [], [], 0)
-            except (OSError, ValueError):
-                return True
-            return bool(readable)
-        return False
-
-    def start(self, request: bytes, exchange: _Exchange) -> None:
-        assert self.transport is not None
-        self._exchange = exchange
-        self.got_bytes = False
-        self.last_byte = asyncio.get_running_loop().time()
-        self.transport.write(request)
-
-    def encode(self, head: _Head, body: bytes) -> bytes:
-        conn = self._h11
-        try:
-            return (
-                conn.send(head.event)
-                + conn.send(h11.Data(data=body))
-                + conn.send(h11.EndOfMessage())
-            )
-        except h11.LocalProtocolError as exc:
-            raise InvalidRequestError(
-                f"cannot send this request: {exc}", code="invalid_request"
-            ) from None
-
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    @property
-    def reusable(self) -> bool:
-        conn = self._h11
-        return not self.closed and conn.our_state is h11.DONE and conn.their_state is h11.DONE
-
-    def finish_cycle(self, now: float) -> None:
-        self._exchange = None
-        self._h11.start_next_cycle()
-        self.idle_since = now
-
-    def _fail(self, exc: AgentFMError) -> None:
-        exchange = self._exchange
-        if exchange is not None and not exchange.waiter.done():
-            if exchange.status and 200 <= exchange.status < 300:
-                exc.task_started = True
-            exchange.waiter.set_exception(exc)
-        self.abort()
-
-    def _pump(self, exchange: _Exchange) -> None:
-        conn = self._h11
-        while True:
-            event = conn.next_event()
-            kind = type(event)
-            if kind is h11.Data:
-                self._on_data(exchange, event.data)  # type: ignore[union-attr]
-            elif event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            elif kind is h11.Response:
-                self._on_head(exchange, event.status_code, event.headers)  # type: ignore[union-attr]
-            elif kind is h11.EndOfMessage:
-                self._on_end(exchange)
-                return
-            elif kind is h11.InformationalResponse:
-                continue  # 100 Continue, 103 Early Hints: the real answer follows
-            elif kind is h11.ConnectionClosed:
-                return
-
-    def _on_head(self, exchange: _Exchange, status: int, headers: Any) -> None:
-        exchange.status = status
-        if 200 <= status < 400:
-            exchange.decoder = MarkerDecoder()
-        else:
-            exchange.headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers
-            }
-
-    def _on_data(self, exchange: _Exchange, data: bytes) -> None:
-        if type(data) is not bytes:  # h11 hands out slices of its bytearray buffer
-            data = bytes(data)
-        exchange.received += len(data)
-        if exchange.limit is not None and exchange.received > exchange.limit:
-            raise output_too_large_error(exchange.limit)
-        decoder = exchange.decoder
-        if decoder is not None:
-            # Decoded as it arrives: only the text is kept, never the raw body too.
-            exchange.parts += decoder.feed(data)
-        else:
-            exchange.body.append(data)
-
-    def _on_end(self, exchange: _Exchange) -> None:
-        if exchange.waiter.done():
-            return
-        decoder = exchange.decoder
-        if decoder is None:
-            exchange.waiter.set_exception(
-                error_from_response(exchange.status, exchange.headers, b"".join(exchange.body))
-            )
-            return
-        exchange.parts += decoder.flush()
-        text = "".join(exchange.parts)
-        exchange.parts.clear()
-        error = decoder.error
-        if error is not None:
-            error.task_started = True
-            if text:
-                error.partial_text = text  # type: ignore[attr-defined]
-            exchange.waiter.set_exception(error)
-            return
-        exchange.waiter.set_result((text, decoder.files_incoming))
-
-
-class _LLConnection(_Connection):
-    """The same connection with llhttp (httptools) doing the framing instead of h11.
-
-    llhttp refuses the same malformed framings (bad chunk sizes, a missing chunk CRLF,
-    duplicate Content-Length, CR in a header), skips nothing by itself, and knows that
-    1xx, 204 and 304 have no body; interim 1xx messages are ignored here.
-    """
-
-    def __init__(self, gateway_url: str) -> None:
-        super().__init__(gateway_url)
-        assert httptools is not None
-        self._ll = httptools.HttpResponseParser(self)
-        self._ll_headers: list[tuple[bytes, bytes]] = []
-        self._ll_keep = True
-        self._ll_done = False
-        self._ll_in_message = False
-        self._ll_close_delimited = False
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        self.last_byte = asyncio.get_running_loop().time()
-        if self._exchange is None:
-            self.abort()  # bytes while idle: nothing may arrive between exchanges
-            return
-        try:
-            self._ll.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, AgentFMError):
-                self._fail(cause)
-            else:  # pragma: no cover - a bug in a callback
-                raise
-        except httptools.HttpParserError as exc:
-            self._fail(
-                GatewayProtocolError(
-                    f"malformed response from the gateway: {exc}", code="bad_response"
-                )
-            )
-
-    def _feed_eof(self, exchange: _Exchange) -> None:
-        if self._ll_in_message and self._ll_close_delimited and not self._ll_done:
-            self._ll_done = True
-            self._ll_keep = False
-            self._on_end(exchange)
-
-    # llhttp callbacks
-    def on_message_begin(self) -> None:
-        if self._ll_done:
-            self._ll_keep = False  # bytes after the answer: do not reuse the connection
-        self._ll_headers = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._ll_headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        status = self._ll.get_status_code()
-        exchange = self._exchange
-        if status < 200 or exchange is None or self._ll_done:
-            return  # 100 Continue, 103 Early Hints: the real answer follows
-        names = {name.lower() for name, _ in self._ll_headers}
-        self._ll_close_delimited = (
-            b"content-length" not in names
-            and b"transfer-encoding" not in names
-            and status not in (204, 304)
-        )
-        self._ll_in_message = True
-        self._on_head(exchange, status, self._ll_headers)
-
-    def on_body(self, body: bytes) -> None:
-        exchange = self._exchange
-        if exchange is not None and self._ll_in_message and not self._ll_done:
-            self._on_data(exchange, body)
-
-    def on_message_complete(self) -> None:
-        exchange = self._exchange
-        if not self._ll_in_message or exchange is None or self._ll_done:
-            return
-        self._ll_done = True
-        self._ll_keep = self._ll.should_keep_alive()
-        self._on_end(exchange)
-
-    def encode(self, head: _Head, body: bytes) -> bytes:
-        return head.raw + body
-
-    @property
-    def reusable(self) -> bool:
-        return not self.closed and self._ll_done and self._ll_keep
-
-    def finish_cycle(self, now: float) -> None:
-        self._exchange = None
-        self._ll_done = False
-        self._ll_in_message = False
-        self.idle_since = now
 
 
 class ExecutePool:
@@ -460,19 +105,20 @@ class ExecutePool:
         self._netloc = parts.netloc.rsplit("@", 1)[-1].encode("ascii")
         self._connect_timeout = connect_timeout
         self._expiry = keepalive_expiry
-        self._idle: deque[_Connection] = deque()
-        self._all: set[_Connection] = set()
+        self._idle: deque[Connection] = deque()
+        self._all: set[Connection] = set()
         self._limit = asyncio.Semaphore(max_connections) if max_connections else None
         self._headers_key: object = None
         self._headers: list[tuple[bytes, bytes]] = []
-        self._heads: dict[tuple[bytes, int], _Head] = {}
+        self._heads: dict[tuple[bytes, int], Head] = {}
+        self._targets: dict[str, bytes] = {}
         parser = PARSER
         if parser == "auto":
             parser = "httptools" if httptools is not None else "h11"
-        self._conn_class = _LLConnection if parser == "httptools" else _Connection
+        self._conn_class = LLConnection if parser == "httptools" else Connection
         self.connections_opened = 0
 
-    def _request(self, spec: RequestSpec, body: bytes) -> _Head:
+    def _request(self, spec: RequestSpec, body: bytes) -> Head:
         """The h11 request head; h11 validates each distinct head once, then it is reused.
 
         A scatter sends the same headers mapping with every task, and only the body length
@@ -488,12 +134,15 @@ class ExecutePool:
             self._headers = encoded
             self._headers_key = spec.headers
             self._heads.clear()
-        target = urlsplit(spec.path).path.encode("ascii") or b"/"
+            self._targets.clear()
+        target = self._targets.get(spec.path)
+        if target is None:
+            target = self._targets[spec.path] = urlsplit(spec.path).path.encode("ascii") or b"/"
         key = (target, len(body))
         head = self._heads.get(key)
         if head is None:
             try:
-                head = _Head(
+                head = Head(
                     h11.Request(
                         method=b"POST",
                         target=target,
@@ -506,11 +155,12 @@ class ExecutePool:
                 ) from None
             if len(self._heads) >= _HEAD_CACHE:
                 self._heads.clear()
+                self._targets.clear()
             self._heads[key] = head
         # h11 events are immutable: sharing one between requests is safe.
         return head
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
         url = self._url
         try:
@@ -519,26 +169,23 @@ class ExecutePool:
                 self._connect_timeout,
             )
         except asyncio.TimeoutError:
-            error: AgentFMError = connect_timeout_error(url, "connect")
-            error.request_sent = False
-            raise error from None
+            raise error_from_transport(httpx.ConnectTimeout("connect"), gateway_url=url) from None
         except OSError as exc:
-            error = connection_error(url, str(exc) or type(exc).__name__)
-            error.request_sent = False
-            raise error from None
+            failed = httpx.ConnectError(str(exc) or type(exc).__name__)
+            raise error_from_transport(failed, gateway_url=url) from None
         self.connections_opened += 1
         self._all.add(conn)
         return conn
 
-    async def _checkout(self) -> _Connection:
-        now = asyncio.get_running_loop().time()
+    def _checkout(self, now: float) -> Connection | None:
+        """A pooled connection fit to carry a request, or None (then a new one is opened)."""
         while self._idle:
             candidate = self._idle.pop()
             if not candidate.stale(now, self._expiry):
                 return candidate
             candidate.abort()
             self._all.discard(candidate)
-        return await self._connect()
+        return None
 
     async def execute(
         self,
@@ -570,18 +217,18 @@ class ExecutePool:
         body = spec.encode_body() or b""
         head = self._request(spec, body)
         loop = asyncio.get_running_loop()
-        conn = await self._checkout()
+        conn = self._checkout(loop.time()) or await self._connect()
         if conn.closed or conn.transport is None or conn.transport.is_closing():
             # Closed between the check and the write: nothing was written, use a fresh one.
             self._all.discard(conn)
             conn = await self._connect()
         raw = conn.encode(head, body)
         waiter: asyncio.Future[tuple[str, bool]] = loop.create_future()
-        conn.start(raw, _Exchange(waiter, max_output_bytes))
+        conn.start(raw, Exchange(waiter, max_output_bytes))
         timer = None
         if timeout is not None:
             timer = loop.call_later(timeout, self._expire, conn, waiter, timeout)
-        idle = idle_bound(timeout, idle_timeout)
+        idle = idle_bound(timeout, spec.idle_timeout if idle_timeout is None else idle_timeout)
         idle_timer = None
         if idle is not None:
             idle_timer = loop.call_later(idle, self._check_idle, conn, waiter, idle)
@@ -603,7 +250,7 @@ class ExecutePool:
         self._release(conn, loop.time())
         return result
 
-    def _release(self, conn: _Connection, now: float) -> None:
+    def _release(self, conn: Connection, now: float) -> None:
         if conn.reusable:
             conn.finish_cycle(now)
             self._idle.append(conn)
@@ -612,21 +259,19 @@ class ExecutePool:
             self._all.discard(conn)
 
     @staticmethod
-    def _expire(
-        conn: _Connection, waiter: asyncio.Future[tuple[str, bool]], timeout: float
-    ) -> None:
+    def _expire(conn: Connection, waiter: asyncio.Future[tuple[str, bool]], timeout: float) -> None:
         if not waiter.done():
-            conn._fail(call_timeout_error(timeout))
+            conn.fail(call_timeout_error(timeout))
 
     def _check_idle(
-        self, conn: _Connection, waiter: asyncio.Future[tuple[str, bool]], idle: float
+        self, conn: Connection, waiter: asyncio.Future[tuple[str, bool]], idle: float
     ) -> None:
         if waiter.done():
             return
         loop = asyncio.get_running_loop()
         silent = loop.time() - conn.last_byte
         if silent >= idle:
-            conn._fail(idle_timeout_error(idle))
+            conn.fail(idle_timeout_error(idle))
             return
         # Bytes came meanwhile: check again when the bound would next run out. The timer
         # is not cancelled here; the waiter being done is what stops the chain.

@@ -28,7 +28,7 @@ import httpx
 from agentfm._constants import KEEPALIVE_EXPIRY, POOL_SHARD_SIZE
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
 __all__ = [
     "AsyncShardedTransport",
@@ -167,6 +167,46 @@ class _Release:
                 self._shard.in_flight -= 1
 
 
+class _Shards:
+    """The shard set of one transport: which pool takes the next request (no I/O, no lock).
+
+    ``make`` builds an httpx transport of ``size`` connections with the client's proxy and
+    TLS settings; the sync and async transports differ only in the class it builds.
+    """
+
+    __slots__ = ("_make", "_max", "_options", "_size", "shards")
+
+    def __init__(
+        self,
+        make: Callable[..., httpx.BaseTransport | httpx.AsyncBaseTransport],
+        shard_size: int,
+        max_connections: int | None,
+        proxy: httpx.Proxy | None,
+        verify: ssl.SSLContext | None,
+    ) -> None:
+        self._make = make
+        self._options = _Options(proxy, verify).kwargs()
+        self._size = shard_size
+        self._max = max_connections
+        self.shards: list[_Shard] = []
+
+    def acquire(self) -> _Shard:
+        """The least-busy shard, or a new one while ``max_connections`` leaves room."""
+        best = min(self.shards, key=lambda s: s.in_flight / s.size, default=None)
+        if best is None or best.in_flight >= best.size:
+            size = _next_shard_size(self.shards, self._size, self._max)
+            if size:
+                best = _Shard(self._make(limits=_shard_limits(size), **self._options), size)
+                self.shards.append(best)
+        assert best is not None
+        best.in_flight += 1
+        return best
+
+    def take_all(self) -> list[_Shard]:
+        shards, self.shards = self.shards, []
+        return shards
+
+
 class ShardedTransport(httpx.BaseTransport):
     """A thread-safe sync transport made of small connection pools.
 
@@ -184,30 +224,12 @@ class ShardedTransport(httpx.BaseTransport):
         proxy: httpx.Proxy | None = None,
         verify: ssl.SSLContext | None = None,
     ) -> None:
-        self._size = shard_size
-        self._max = max_connections
-        self._options = _Options(proxy, verify)
+        self._shards = _Shards(httpx.HTTPTransport, shard_size, max_connections, proxy, verify)
         self._lock = threading.Lock()
-        self._shards: list[_Shard] = []
-
-    def _acquire(self) -> _Shard:
-        with self._lock:
-            best = min(self._shards, key=lambda s: s.in_flight / s.size, default=None)
-            if best is None or best.in_flight >= best.size:
-                size = _next_shard_size(self._shards, self._size, self._max)
-                if size:
-                    transport = httpx.HTTPTransport(
-                        limits=_shard_limits(size),
-                        **self._options.kwargs(),  # type: ignore[arg-type]
-                    )
-                    best = _Shard(transport, size)
-                    self._shards.append(best)
-            assert best is not None
-            best.in_flight += 1
-            return best
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        shard = self._acquire()
+        with self._lock:
+            shard = self._shards.acquire()
         release = _Release(shard, self._lock)
         try:
             transport = shard.transport
@@ -223,7 +245,7 @@ class ShardedTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         with self._lock:
-            shards, self._shards = self._shards, []
+            shards = self._shards.take_all()
         for shard in shards:
             transport = shard.transport
             assert isinstance(transport, httpx.BaseTransport)
@@ -241,28 +263,10 @@ class AsyncShardedTransport(httpx.AsyncBaseTransport):
         proxy: httpx.Proxy | None = None,
         verify: ssl.SSLContext | None = None,
     ) -> None:
-        self._size = shard_size
-        self._max = max_connections
-        self._options = _Options(proxy, verify)
-        self._shards: list[_Shard] = []
-
-    def _acquire(self) -> _Shard:
-        best = min(self._shards, key=lambda s: s.in_flight / s.size, default=None)
-        if best is None or best.in_flight >= best.size:
-            size = _next_shard_size(self._shards, self._size, self._max)
-            if size:
-                transport = httpx.AsyncHTTPTransport(
-                    limits=_shard_limits(size),
-                    **self._options.kwargs(),  # type: ignore[arg-type]
-                )
-                best = _Shard(transport, size)
-                self._shards.append(best)
-        assert best is not None
-        best.in_flight += 1
-        return best
+        self._shards = _Shards(httpx.AsyncHTTPTransport, shard_size, max_connections, proxy, verify)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        shard = self._acquire()
+        shard = self._shards.acquire()
         release = _Release(shard, None)
         try:
             transport = shard.transport
@@ -277,8 +281,7 @@ class AsyncShardedTransport(httpx.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
-        shards, self._shards = self._shards, []
-        for shard in shards:
+        for shard in self._shards.take_all():
             transport = shard.transport
             assert isinstance(transport, httpx.AsyncBaseTransport)
             await transport.aclose()

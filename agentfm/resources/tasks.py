@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
@@ -21,7 +21,10 @@ from agentfm._constants import (
     DEFAULT_ARTIFACT_TIMEOUT,
     DEFAULT_ARTIFACTS_DIR,
 )
-from agentfm._execute_pool import ExecutePool, supports
+from agentfm._fast_path import failure_text as _failure_text
+from agentfm._fast_path import fast_attempt as _FastAttempt
+from agentfm._fast_path import run_kwargs as _run_kwargs
+from agentfm._fast_path import use_fast_path
 from agentfm._routing import IN_FLIGHT, RejectionGate, plan_for
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler, run_async, run_sync
 from agentfm._streaming import (
@@ -31,7 +34,6 @@ from agentfm._streaming import (
     TaskStream,
     strip_failure_line,
 )
-from agentfm._transport import AsyncShardedTransport, ShardedTransport
 from agentfm._trust import require_min_honesty, trusted_peer_ids
 from agentfm._validation import (
     mint_task_id,
@@ -241,175 +243,6 @@ def _failed(exc: AgentFMError, seen: list[str], state: StreamState) -> AgentFMEr
     elif text:
         exc.partial_text = text  # type: ignore[attr-defined]
     return exc
-
-
-_TRANSPORT_METHODS = (
-    ("httpcore", "ConnectionPool", "handle_request"),
-    ("httpcore", "AsyncConnectionPool", "handle_async_request"),
-    ("httpx", "HTTPTransport", "handle_request"),
-    ("httpx", "AsyncHTTPTransport", "handle_async_request"),
-)
-
-
-def _transport_patched() -> bool:
-    """Whether an HTTP mock (respx, pytest-httpx, a monkeypatch) replaced a transport method.
-
-    A mock swaps the class attribute for its own function, so the method no longer comes
-    from the library's own modules.
-    """
-    import httpcore
-    import httpx
-
-    libraries = {"httpcore": httpcore, "httpx": httpx}
-    for library, cls_name, method in _TRANSPORT_METHODS:
-        cls = getattr(libraries[library], cls_name, None)
-        if cls is None:
-            continue
-        func = getattr(cls, method, None)
-        module = getattr(func, "__module__", None) or ""
-        if not module.startswith(library + "."):
-            return True
-    for cls in (ShardedTransport, AsyncShardedTransport):
-        for method in ("handle_request", "handle_async_request"):
-            func = cls.__dict__.get(method)
-            if func is not None and getattr(cls, method) is not func:
-                return True
-    return False
-
-
-def use_fast_path(client: AgentFMClient | AsyncAgentFMClient) -> bool:
-    """Whether scatter may send its attempts through the lean `ExecutePool`.
-
-    The decision, in one place: only for a plain ``http://`` gateway without a proxy
-    (`supports`), when the client still uses the SDK's own transport (no ``http_client``
-    or ``transport`` of the caller's, no mounts), when no HTTP mock patched httpx or
-    httpcore, and when ``tasks.run`` is the SDK's own. Otherwise every attempt is an
-    ordinary ``tasks.run`` over the client's httpx client, so the caller's mocks, transport
-    and event hooks see every request.
-    """
-    if not supports(client.gateway_url, proxy=client._proxy) or client._injected_http:
-        return False
-    http = client._http
-    if type(getattr(http, "_transport", None)) not in (ShardedTransport, AsyncShardedTransport):
-        return False
-    if any(mount is not None for mount in getattr(http, "_mounts", {}).values()):
-        return False
-    if _run_replaced(client.tasks):
-        return False
-    return not _transport_patched()
-
-
-def _run_replaced(tasks: Tasks | AsyncTasks) -> bool:
-    own = _OWN_RUN[type(tasks).__name__]
-    return getattr(tasks.run, "__func__", None) is not own
-
-
-def _run_kwargs(
-    tasks: Tasks | AsyncTasks,
-    dispatch: Dispatch,
-    task_id: str,
-    timeout: float | None,
-    idle: float | None,
-) -> dict[str, Any]:
-    """Arguments of one scatter attempt's ``tasks.run`` call.
-
-    A replaced ``run`` (a 0.3.0-style test double) gets 0.3.0's ``worker_id`` and ``prompt``
-    only, plus ``timeout`` when the scatter has one.
-    """
-    kwargs: dict[str, Any] = {"worker_id": dispatch.peer_id, "prompt": dispatch.prompt}
-    if not _run_replaced(tasks):
-        kwargs["task_id"] = task_id
-        kwargs["timeout"] = timeout
-        kwargs["idle_timeout"] = idle
-    elif timeout is not None:
-        kwargs["timeout"] = timeout
-    return kwargs
-
-
-def _failure_text(exc: AgentFMError, text: str) -> str:
-    """The text a failed scatter attempt keeps: a completed task's (artifact trouble), or
-    what a failed task (agent exited, start failed) wrote before failing."""
-    partial = getattr(exc, "result", None)
-    if isinstance(partial, TaskResult):
-        return partial.text
-    if isinstance(exc, TaskFailedError):
-        return exc.text
-    return text
-
-
-class _FastAttempt:
-    """One scatter attempt over `ExecutePool` (the pool binds to the driver's event loop)."""
-
-    def __init__(
-        self,
-        client: AgentFMClient | AsyncAgentFMClient,
-        timeout: float | None,
-        collect: Callable[[str], Awaitable[list[Path]]],
-        idle_timeout: float | None = None,
-    ) -> None:
-        self._client = client
-        self._url = client.gateway_url
-        self._path = client.gateway_url + "/api/execute"
-        self._headers = client._auth_headers
-        self._connect_timeout = client.timeout.connect
-        self._max_connections = client.max_connections
-        self._timeout = timeout
-        self._idle_timeout = idle_timeout
-        self._max_output = client.max_output_bytes
-        self._collect = collect
-        self._pool: ExecutePool | None = None
-
-    async def __call__(self, dispatch: Dispatch) -> AttemptOutcome:
-        if self._pool is None:
-            self._pool = ExecutePool(
-                self._url,
-                connect_timeout=self._connect_timeout,
-                max_connections=self._max_connections,
-            )
-        started = time.monotonic()
-        task_id = mint_task_id()
-        text = ""
-        try:
-            # The same RequestSpec as tasks.run: same headers, same body cap. (Built
-            # directly: the timeouts are enforced by the pool, not read from the spec.)
-            spec = RequestSpec(
-                "POST",
-                self._path,
-                json={"worker_id": dispatch.peer_id, "prompt": dispatch.prompt, "task_id": task_id},
-                headers=self._headers,
-            )
-            text, files_incoming = await self._pool.execute(
-                spec,
-                timeout=self._timeout,
-                idle_timeout=self._idle_timeout,
-                max_output_bytes=self._max_output,
-            )
-            artifacts = await self._collect(task_id) if files_incoming else []
-        except AgentFMError as exc:
-            if isinstance(exc, TaskFailedError):
-                exc.text = strip_failure_line(getattr(exc, "partial_text", ""))
-                exc.task_id, exc.peer_id = task_id, dispatch.peer_id
-            return AttemptOutcome(
-                text=_failure_text(exc, text),
-                task_id=task_id,
-                error=exc,
-                duration=time.monotonic() - started,
-            )
-        except Exception as exc:  # a bug must not lose the item: report it as its failure
-            log.exception("scatter attempt failed unexpectedly")
-            return AttemptOutcome(
-                task_id=task_id,
-                error=AgentFMError(f"unexpected error: {exc!r}"),
-                duration=time.monotonic() - started,
-            )
-        return AttemptOutcome(
-            text=text, artifacts=artifacts, task_id=task_id, duration=time.monotonic() - started
-        )
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
 
 
 class Tasks:

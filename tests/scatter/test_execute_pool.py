@@ -272,6 +272,52 @@ async def test_max_connections_caps_the_pool() -> None:
     assert state["peak"] <= 2
 
 
+async def test_the_client_s_max_connections_caps_a_scatter() -> None:
+    # The cap is the client's option: scatter's fast path must receive it, not only the pool.
+    from agentfm import AsyncAgentFMClient
+    from agentfm._fast_path import use_fast_path
+
+    state = {"posting": 0, "now": 0, "peak": 0}
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        posted = False
+        while True:
+            request = await read_request(reader)
+            if request.startswith(b"GET "):  # telemetry: none here, scatter goes on without
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 18\r\n\r\n")
+                writer.write(b"404 page not found")
+                continue
+            if not posted:
+                posted = True
+                state["posting"] += 1
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+            await asyncio.sleep(0.01)
+            state["now"] -= 1
+            writer.write(chunked(b"ok\n\n[AGENTFM: NO_FILES]\n"))
+
+    server = Server(handler)
+    async with server as url, AsyncAgentFMClient(url, api_key=None, max_connections=2) as client:
+        assert use_fast_path(client)
+        results = await client.tasks.scatter(
+            [f"p{n}" for n in range(8)], peer_ids=["peer"], max_concurrency=8, max_retries=0
+        )
+    assert [r.text for r in results] == ["ok\n"] * 8
+    assert state["posting"] <= 2
+    assert state["peak"] <= 2
+
+
+@pytest.mark.parametrize("status", [b"201 Created", b"203 Non-Authoritative Information"])
+async def test_a_2xx_other_than_200_is_read_as_the_httpx_path_reads_it(status: bytes) -> None:
+    # The httpx path decodes any status below 400; the fast path once failed every non-200.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(chunked(b"ok\n\n[AGENTFM: NO_FILES]\n").replace(b"200 OK", status, 1))
+
+    [(text, files)] = await run(handler)
+    assert (text, files) == ("ok\n", False)
+
+
 # -- malformed framing (issue #15 item 1, #16 probes): h11 refuses, typed, in bounded time --
 
 HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
