@@ -19,7 +19,6 @@ __all__ = [
     "StreamEnd",
     "arun_task",
     "astream_task",
-    "mesh_capacity",
     "require_peers",
     "run_task",
     "stream_task",
@@ -32,11 +31,6 @@ def require_peers(model: str, workers: Sequence[agentfm.WorkerProfile]) -> list[
         msg = f"no live worker matches model {model!r} (peer id, agent name or engine)"
         raise agentfm.NoWorkerForModelError(msg, code="model_not_found", status=404)
     return [w.peer_id for w in workers]
-
-
-def mesh_capacity(workers: Sequence[agentfm.WorkerProfile]) -> int:
-    """Total task slots advertised by ``workers`` (a worker without a limit counts as one)."""
-    return max(1, sum(max(1, w.max_tasks) for w in workers))
 
 
 @dataclass

@@ -17,7 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import agentfm
-from agentfm_integrations._tasks import mesh_capacity, require_peers
+from agentfm_integrations._tasks import require_peers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -116,7 +116,7 @@ class ScatterJob:
                 for result in client.tasks.scatter_iter(
                     self.prompts,
                     peer_ids=require_peers(model, workers),
-                    max_concurrency=max_concurrency or mesh_capacity(workers),
+                    max_concurrency=max_concurrency,
                     max_retries=max_retries,
                     timeout=timeout,
                     min_honesty=min_honesty,
@@ -151,7 +151,7 @@ class ScatterJob:
                 async for result in client.tasks.scatter_iter(
                     self.prompts,
                     peer_ids=require_peers(model, workers),
-                    max_concurrency=max_concurrency or mesh_capacity(workers),
+                    max_concurrency=max_concurrency,
                     max_retries=max_retries,
                     timeout=timeout,
                     min_honesty=min_honesty,

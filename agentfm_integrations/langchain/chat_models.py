@@ -13,7 +13,7 @@ import agentfm
 from agentfm_integrations import _tasks
 from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import AsyncScope, ClientHolder
-from agentfm_integrations.langchain import _batch
+from agentfm_integrations.langchain._batch import ScatterJob, lookup
 from agentfm_integrations.langchain._chat_batch import ScatterBatchChatModel
 from agentfm_integrations.langchain._convert import (
     PROVIDER,
@@ -346,7 +346,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _from_scatter(
-        self, job: _batch.ScatterJob, index: int, result: agentfm.ScatterResult, **kw: Any
+        self, job: ScatterJob, index: int, result: agentfm.ScatterResult, **kw: Any
     ) -> ChatResult:
         if not result.ok:
             cause = result.exception or agentfm.TaskExecutionError(result.error or "failed")
@@ -444,7 +444,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
     ) -> ChatResult:
         model, stop = self._model(kwargs), self._stop(stop)
         request = Prompted.from_kwargs(kwargs)
-        item = _batch.lookup(self, run_manager)
+        item = lookup(self, run_manager)
         if item is not None:
             job, index = item
             try:
@@ -480,7 +480,7 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
     ) -> ChatResult:
         model, stop = self._model(kwargs), self._stop(stop)
         request = Prompted.from_kwargs(kwargs)
-        item = _batch.lookup(self, run_manager)
+        item = lookup(self, run_manager)
         if item is not None:
             job, index = item
             try:

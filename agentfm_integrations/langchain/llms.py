@@ -74,7 +74,8 @@ class AgentFMLLM(RoutedModel, BaseLLM):
     def _scatter_args(self, model: str, workers: list[agentfm.WorkerProfile]) -> dict[str, Any]:
         return {
             "peer_ids": _tasks.require_peers(model, workers),
-            "max_concurrency": _tasks.mesh_capacity(workers),
+            # None: the SDK scatter sizes the batch by the peers' advertised task slots.
+            "max_concurrency": None,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
         }

@@ -151,17 +151,17 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     peer_ids: list[str] | None = None
     """Explicit peers to scatter across."""
     max_concurrency: int | None = None
-    """Scatter parallelism; default: the peers' advertised task slots."""
+    """Scatter parallelism; None: the SDK scatter's default (the peers' task slots)."""
 
     def _scatter_args(self, workers: list[agentfm.WorkerProfile] | None) -> dict[str, Any]:
         if self.peer_ids:
-            peers, concurrency = list(self.peer_ids), len(self.peer_ids)
+            peers = list(self.peer_ids)
         else:
             peers = _tasks.require_peers(self.model or "", workers or [])
-            concurrency = _tasks.mesh_capacity(workers or [])
         return {
             "peer_ids": peers,
-            "max_concurrency": self.max_concurrency or concurrency,
+            # None: the SDK scatter's own default (the peers' advertised task slots).
+            "max_concurrency": self.max_concurrency,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "min_honesty": self.min_honesty,
@@ -287,7 +287,6 @@ class AgentFMToolkit(MeshSettings, BaseToolkit):
                 AgentFMScatterTool(
                     name=safe_tool_name("agentfm_scatter"),
                     peer_ids=[w.peer_id for w in workers],
-                    max_concurrency=_tasks.mesh_capacity(workers),
                     description=(
                         "Run several independent instructions in parallel across "
                         f"{len(workers)} AgentFM worker(s) "

@@ -53,7 +53,7 @@ class BatchMethods:
         timeout: float | None
         max_retries: int
         min_honesty: float | None
-        max_concurrency: int
+        max_concurrency: int | None
         coalesce_window_ms: float | None
         coalesce_max_batch: int
         callback_manager: CallbackManager
@@ -250,7 +250,8 @@ class BatchMethods:
         Args:
             prompts: The prompts, sent verbatim (after `completion_to_prompt` unless
                 `formatted`).
-            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
+            max_concurrency: Items in flight at once (default: the `max_concurrency` field,
+                else the SDK scatter's default: the peers' advertised task slots).
             return_exceptions: Put a failed item's exception in its slot instead of raising
                 the first one.
             formatted: The prompts are already formatted.
@@ -341,7 +342,8 @@ class BatchMethods:
 
         Args:
             batch: The conversations.
-            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
+            max_concurrency: Items in flight at once (default: the `max_concurrency` field,
+                else the SDK scatter's default: the peers' advertised task slots).
             return_exceptions: Put a failed item's exception in its slot instead of raising
                 the first one.
             model: Route this batch by another model than the field.

@@ -171,8 +171,11 @@ class AgentFM(BatchMethods, RedactedGatewayURL, FunctionCallingLLM):
         gt=0,
         description="Seconds a chat or completion call waits for files its task announced.",
     )
-    max_concurrency: int = Field(
-        default=8, gt=0, description="Default number of batch items in flight at once."
+    max_concurrency: int | None = Field(
+        default=None,
+        gt=0,
+        description="Batch items in flight at once; None: the SDK scatter's default (the "
+        "matched peers' advertised task slots).",
     )
     coalesce_window_ms: float | None = Field(
         default=None,
