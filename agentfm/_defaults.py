@@ -25,5 +25,5 @@ def scatter_concurrency(peer_ids: Sequence[str], workers: Sequence[WorkerProfile
     """
     if workers is None:
         return FALLBACK_MAX_CONCURRENCY
-    slots = {w.peer_id: max(1, w.max_tasks) for w in workers}
+    slots: dict[str, int] = {w.peer_id: max(1, w.max_tasks) for w in workers}
     return max(1, sum(slots.get(peer, 1) for peer in set(peer_ids)))

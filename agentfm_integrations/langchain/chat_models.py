@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -13,23 +11,18 @@ import agentfm
 from agentfm_integrations import _tasks
 from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import AsyncScope, ClientHolder
-from agentfm_integrations.langchain._batch import ScatterJob, lookup
+from agentfm_integrations.langchain._batch import lookup
 from agentfm_integrations.langchain._chat_batch import ScatterBatchChatModel
+from agentfm_integrations.langchain._chat_output import ChatCall, ChatStream, Served, stream_files
 from agentfm_integrations.langchain._convert import (
-    PROVIDER,
-    StopScanner,
-    estimated_usage,
-    response_metadata,
     to_model_error,
     to_prompt,
-    truncate_at_stop,
 )
 from agentfm_integrations.langchain._prompted import (
     SCHEMA_KEY,
     Prompted,
     PromptedStructuredOutput,
     output_schema,
-    tool_chunk,
     tool_spec,
 )
 from agentfm_integrations.langchain._settings import RoutedModel
@@ -44,6 +37,8 @@ if TYPE_CHECKING:
     )
     from langchain_core.language_models import LangSmithParams, LanguageModelInput
     from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable, RunnableConfig
     from langchain_core.tools import BaseTool
 
@@ -298,142 +293,13 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             self, bound, target, include_raw=include_raw, max_reasks=max_reasks
         )
 
-    # ---------------------------------------------------------------- helpers
+    # ---------------------------------------------------------------- generation
+
+    def _call(self, stop: list[str] | None, kwargs: dict[str, Any]) -> ChatCall:
+        return ChatCall(self._model(kwargs), self._stop(stop), Prompted.from_kwargs(kwargs))
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
         return stop if stop is not None else self.stop
-
-    def _result(
-        self,
-        *,
-        text: str,
-        prompt: str,
-        model: str,
-        stop: list[str] | None,
-        peer_id: str | None,
-        task_id: str | None,
-        files: Sequence[agentfm.FileRef],
-        attempts: int | None,
-        peers_tried: Sequence[str] | None,
-        request: Prompted | None = None,
-    ) -> ChatResult:
-        text, _ = truncate_at_stop(text, stop)
-        meta = response_metadata(
-            model=model,
-            peer_id=peer_id,
-            task_id=task_id,
-            finish_reason="stop",
-            files=files,
-            attempts=attempts,
-            peers_tried=peers_tried,
-        )
-        if request is None:
-            message = AIMessage(
-                content=text, usage_metadata=estimated_usage(prompt, text), response_metadata=meta
-            )
-        else:
-            content, calls, invalid, info = request.parse(text)
-            meta[PROVIDER].update(info)
-            if calls:
-                meta["finish_reason"] = "tool_calls"
-            message = AIMessage(
-                content=content,
-                tool_calls=calls,
-                invalid_tool_calls=invalid,
-                usage_metadata=estimated_usage(prompt, text),
-                response_metadata=meta,
-            )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _from_scatter(
-        self, job: ScatterJob, index: int, result: agentfm.ScatterResult, **kw: Any
-    ) -> ChatResult:
-        if not result.ok:
-            cause = result.exception or agentfm.TaskExecutionError(result.error or "failed")
-            raise to_model_error(cause) from cause
-        return self._result(
-            text=result.text,
-            prompt=job.prompts[index],
-            peer_id=result.worker_id,
-            task_id=result.task_id,
-            files=agentfm.describe_files(result.artifacts),
-            attempts=result.attempts,
-            peers_tried=result.peers_tried,
-            **kw,
-        )
-
-    def _from_task(self, result: agentfm.TaskResult, tried: list[str], **kw: Any) -> ChatResult:
-        return self._result(
-            text=result.text,
-            peer_id=result.peer_id,
-            task_id=result.task_id,
-            files=agentfm.describe_files(result.artifacts),
-            attempts=len(tried),
-            peers_tried=tried,
-            **kw,
-        )
-
-    @staticmethod
-    def _last_chunk(
-        *,
-        prompt: str,
-        text: str,
-        model: str,
-        end: _tasks.StreamEnd,
-        files: Sequence[agentfm.FileRef],
-        request: Prompted | None = None,
-        streamed: str = "",
-    ) -> ChatGenerationChunk:
-        # Usage and metadata go on this one chunk only: merging chunks concatenates strings
-        # and adds token counts.
-        meta = response_metadata(
-            model=model,
-            peer_id=end.peer_id,
-            task_id=end.task_id,
-            finish_reason="stop",
-            files=files,
-            attempts=end.attempts,
-            peers_tried=end.peers_tried,
-        )
-        usage = estimated_usage(prompt, text)
-        if request is None:
-            return ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content="", chunk_position="last", usage_metadata=usage, response_metadata=meta
-                )
-            )
-        # A prompted reply is only known once whole: every tool call arrives in this one
-        # chunk, with the text unless a well-formed final answer already streamed.
-        content, calls, invalid, info = request.parse(text)
-        meta[PROVIDER].update(info)
-        if streamed:
-            rest = tc.stream_remainder(streamed, content)
-            if rest is None:
-                # The whole-reply parse is the answer (invoke() returns it), but streamed
-                # text cannot be taken back: say so, and carry the parsed answer here.
-                meta[PROVIDER]["stream_mismatch"] = True
-                meta[PROVIDER]["final_answer"] = content
-            content = rest or ""
-        if calls:
-            meta["finish_reason"] = "tool_calls"
-        return ChatGenerationChunk(
-            message=tool_chunk(
-                content,
-                calls,
-                invalid,
-                chunk_position="last",
-                usage_metadata=usage,
-                response_metadata=meta,
-            )
-        )
-
-    @staticmethod
-    def _text_chunk(text: str) -> ChatGenerationChunk:
-        return ChatGenerationChunk(
-            message=AIMessageChunk(content=text, response_metadata={"model_provider": PROVIDER})
-        )
-
-    # ---------------------------------------------------------------- generation
 
     def _generate(
         self,
@@ -442,34 +308,21 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        model, stop = self._model(kwargs), self._stop(stop)
-        request = Prompted.from_kwargs(kwargs)
+        call = self._call(stop, kwargs)
         item = lookup(self, run_manager)
-        if item is not None:
+        if item is not None:  # a scatter item: its answer is on the way
             job, index = item
             try:
-                scattered = job.result(index)
+                return call.from_scatter(job.prompts[index], job.result(index))
             except agentfm.AgentFMError as exc:
                 raise to_model_error(exc) from exc
-            return self._from_scatter(
-                job, index, scattered, model=model, stop=stop, request=request
-            )
-        self._check_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
+        self._check_prompted(call.request, call.model)
+        prompt = self._task_prompt(messages, call.request)
         try:
-            result, tried = _tasks.run_task(
-                self._sync_client(),
-                model=model,
-                prompt=prompt,
-                max_retries=self.max_retries,
-                timeout=self.timeout,
-                min_honesty=self.min_honesty,
-            )
+            result = self._sync_client().tasks.run(prompt=prompt, **self._route(call.model))
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._from_task(
-            result, tried, prompt=prompt, model=model, stop=stop, request=request
-        )
+        return call.result(prompt, result.text, Served.of_task(result))
 
     async def _agenerate(
         self,
@@ -478,35 +331,22 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        model, stop = self._model(kwargs), self._stop(stop)
-        request = Prompted.from_kwargs(kwargs)
+        call = self._call(stop, kwargs)
         item = lookup(self, run_manager)
         if item is not None:
             job, index = item
             try:
-                scattered = await job.aresult(index)
+                return call.from_scatter(job.prompts[index], await job.aresult(index))
             except agentfm.AgentFMError as exc:
                 raise to_model_error(exc) from exc
-            return self._from_scatter(
-                job, index, scattered, model=model, stop=stop, request=request
-            )
-        await self._acheck_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
+        await self._acheck_prompted(call.request, call.model)
+        prompt = self._task_prompt(messages, call.request)
         try:
             async with self._async_client() as client:
-                result, tried = await _tasks.arun_task(
-                    client,
-                    model=model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    min_honesty=self.min_honesty,
-                )
+                result = await client.tasks.run(prompt=prompt, **self._route(call.model))
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._from_task(
-            result, tried, prompt=prompt, model=model, stop=stop, request=request
-        )
+        return call.result(prompt, result.text, Served.of_task(result))
 
     def _stream(
         self,
@@ -515,49 +355,26 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        model, request = self._model(kwargs), Prompted.from_kwargs(kwargs)
-        self._check_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
-        scan = StopScanner(self._stop(stop))
-        answer = _answer_stream(request)
-        client = self._sync_client()
-        emitted: list[str] = []
+        call = self._call(stop, kwargs)
+        self._check_prompted(call.request, call.model)
+        prompt = self._task_prompt(messages, call.request)
+        out, client = ChatStream(call, prompt), self._sync_client()
+        events = _tasks.stream_task(
+            client, prompt=prompt, stop_when=out.stopped, **self._route(call.model)
+        )
         try:
-            for event in _tasks.stream_task(
-                client,
-                model=model,
-                prompt=prompt,
-                max_retries=self.max_retries,
-                timeout=self.timeout,
-                stop_when=lambda: scan.stopped,
-                min_honesty=self.min_honesty,
-            ):
+            for event in events:
                 if isinstance(event, _tasks.StreamEnd):
-                    end = event
+                    end, task_id = event, stream_files(event)
+                    files = client.tasks.collect_artifacts(task_id) if task_id else []
                     break
-                if text := scan.feed(event):
-                    emitted.append(text)
-                if piece := _streamable(text, request, answer):
-                    chunk = self._text_chunk(piece)
+                if chunk := out.feed(event):
                     if run_manager is not None:
-                        run_manager.on_llm_new_token(piece, chunk=chunk)
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            files = _stream_files(client.tasks, end)
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        if tail := scan.flush():
-            emitted.append(tail)
-            if piece := _streamable(tail, request, answer):
-                yield self._text_chunk(piece)
-        yield self._last_chunk(
-            prompt=prompt,
-            text="".join(emitted),
-            model=model,
-            end=end,
-            files=files,
-            request=request,
-            streamed=answer.finish() if answer is not None else "",
-        )
+        yield from out.close(end, agentfm.describe_files(files))
 
     async def _astream(
         self,
@@ -566,49 +383,27 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        model, request = self._model(kwargs), Prompted.from_kwargs(kwargs)
-        await self._acheck_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
-        scan = StopScanner(self._stop(stop))
-        answer = _answer_stream(request)
-        emitted: list[str] = []
+        call = self._call(stop, kwargs)
+        await self._acheck_prompted(call.request, call.model)
+        prompt = self._task_prompt(messages, call.request)
+        out, route = ChatStream(call, prompt), self._route(call.model)
         try:
-            async with self._async_client() as client:
+            async with self._async_client() as c:
                 async for event in _tasks.astream_task(
-                    client,
-                    model=model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    stop_when=lambda: scan.stopped,
-                    min_honesty=self.min_honesty,
+                    c, prompt=prompt, stop_when=out.stopped, **route
                 ):
                     if isinstance(event, _tasks.StreamEnd):
-                        end = event
+                        end, task_id = event, stream_files(event)
+                        files = await c.tasks.collect_artifacts(task_id) if task_id else []
                         break
-                    if text := scan.feed(event):
-                        emitted.append(text)
-                    if piece := _streamable(text, request, answer):
-                        chunk = self._text_chunk(piece)
+                    if chunk := out.feed(event):
                         if run_manager is not None:
-                            await run_manager.on_llm_new_token(piece, chunk=chunk)
+                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk
-                files = await _astream_files(client.tasks, end)
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        if tail := scan.flush():
-            emitted.append(tail)
-            if piece := _streamable(tail, request, answer):
-                yield self._text_chunk(piece)
-        yield self._last_chunk(
-            prompt=prompt,
-            text="".join(emitted),
-            model=model,
-            end=end,
-            files=files,
-            request=request,
-            streamed=answer.finish() if answer is not None else "",
-        )
+        for chunk in out.close(end, agentfm.describe_files(files)):
+            yield chunk
 
     # ---------------------------------------------------------------- scatter batch
 
@@ -625,43 +420,9 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         self, configs: Sequence[RunnableConfig], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         return {
-            "model": self._model(kwargs),
+            **self._route(self._model(kwargs)),
             "max_concurrency": configs[0].get("max_concurrency") or self.scatter_concurrency,
-            "max_retries": self.max_retries,
-            "timeout": self.timeout,
-            "min_honesty": self.min_honesty,
         }
-
-
-def _answer_stream(request: Prompted | None) -> tc.FinalAnswerStream | None:
-    """The final-answer extractor of a tool-calling stream (structured output is parsed whole)."""
-    if request is None or request.schema is not None:
-        return None
-    return tc.FinalAnswerStream()
-
-
-def _streamable(
-    text: str | None, request: Prompted | None, answer: tc.FinalAnswerStream | None
-) -> str:
-    """What of ``text`` streams now: all of it without a reply contract, else only a
-    well-formed final answer's decoded text (the rest is parsed once whole)."""
-    if not text:
-        return ""
-    if request is None:
-        return text
-    return answer.feed(text) if answer is not None else ""
-
-
-def _stream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
-    if not end.files_incoming or not end.task_id:
-        return []
-    return agentfm.describe_files(tasks.collect_artifacts(end.task_id))
-
-
-async def _astream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
-    if not end.files_incoming or not end.task_id:
-        return []
-    return agentfm.describe_files(await tasks.collect_artifacts(end.task_id))
 
 
 def _served_by(served: BaseMessage | str) -> str:

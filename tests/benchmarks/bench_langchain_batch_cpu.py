@@ -5,8 +5,10 @@ Run with ``python tests/benchmarks/bench_langchain_batch_cpu.py`` (``--prompts``
 workers runs in a child process, so ``time.process_time()`` in this one counts only the
 client: the same prompts go through ``client.tasks.scatter`` and through
 ``ChatAgentFM.batch`` (one scatter plus one traced LangChain run per input), interleaved,
-and the best run of each is printed with the ratio. What the ratio measures is the
-LangChain layer's per-item cost (ours and LangChain's) on top of the scatter.
+and the best run of each is printed with the ratio. A third contender, core's own
+``batch`` over a chat model that answers at once with no I/O, is LangChain's per-input floor
+(config, callback manager, run, thread pool): what is left once the scatter and that floor
+are taken away is the integration's own per-item cost.
 ``--profile`` prints a cProfile of one ``ChatAgentFM.batch`` run instead. Figures are from
 one invocation on whatever machine runs it; nothing is asserted.
 """
@@ -21,12 +23,30 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 ENGINE = "cpu-echo"
+
+
+def _floor_model() -> type:
+    """A chat model that answers at once with no I/O: core's own per-input batch cost."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class FloorModel(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "floor"
+
+        def _generate(self, messages: Any, stop: Any = None, **kwargs: Any) -> ChatResult:
+            message = AIMessage(content=f"echo: {messages[-1].content}")
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return FloorModel
 
 
 def serve(workers: int, slots: int) -> None:
@@ -119,13 +139,23 @@ def run(url: str, args: argparse.Namespace) -> None:
         answers = llm.batch(list(prompts))
         return sum(str(a.content).startswith("echo") for a in answers)
 
+    floor_model = _floor_model()()
+
+    def floor() -> int:
+        answers = floor_model.batch(list(prompts))
+        return sum(str(a.content).startswith("echo") for a in answers)
+
     batch()  # warm up: imports, connections, LangChain's lazy set-up
     if args.profile:
         profile_all_threads(batch)
         return
 
     best: dict[str, float] = {}
-    contenders: dict[str, Callable[[], int]] = {"scatter": scatter, "ChatAgentFM.batch": batch}
+    contenders: dict[str, Callable[[], int]] = {
+        "scatter": scatter,
+        "ChatAgentFM.batch": batch,
+        "LangChain floor": floor,
+    }
     for _ in range(args.repeat):
         for name, call in contenders.items():
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -141,6 +171,12 @@ def run(url: str, args: argparse.Namespace) -> None:
     for name, cpu in best.items():
         print(f"{name:<18} {cpu * 1000 / n:6.3f} ms client CPU per task")
     print(f"ratio batch/scatter: {best['ChatAgentFM.batch'] / best['scatter']:.2f}x")
+    ours = best["ChatAgentFM.batch"] - best["scatter"] - best["LangChain floor"]
+    print(f"left for the integration itself: {ours * 1000 / n:6.3f} ms per task")
+    print(
+        "lowest ratio any integration on core's per-input runs can reach: "
+        f"{(best['scatter'] + best['LangChain floor']) / best['scatter']:.2f}x"
+    )
     llm.close()
     client.close()
 
