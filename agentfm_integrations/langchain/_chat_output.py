@@ -20,8 +20,8 @@ from agentfm_integrations.langchain._convert import (
     PROVIDER,
     StopScanner,
     estimated_usage,
+    raise_if_failed,
     response_metadata,
-    to_model_error,
     truncate_at_stop,
 )
 from agentfm_integrations.langchain._prompted import tool_chunk
@@ -103,9 +103,7 @@ class ChatCall:
 
     def from_scatter(self, prompt: str, result: agentfm.ScatterResult) -> ChatResult:
         """The answer of a scatter item, or its error as LangChain's model error."""
-        if not result.ok:
-            cause = result.exception or agentfm.TaskExecutionError(result.error or "failed")
-            raise to_model_error(cause) from cause
+        raise_if_failed(result)
         return self.result(prompt, result.text, Served.of_scatter(result))
 
 

@@ -93,14 +93,7 @@ class AgentFMTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = _tasks.run_task(
-                    client,
-                    model=self.model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    min_honesty=self.min_honesty,
-                )
+                result = client.tasks.run(prompt=prompt, **self._route(self.model))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
         return result.text, _task_artifact(result)
@@ -110,14 +103,7 @@ class AgentFMTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = await _tasks.arun_task(
-                    client,
-                    model=self.model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    min_honesty=self.min_honesty,
-                )
+                result = await client.tasks.run(prompt=prompt, **self._route(self.model))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
         return result.text, _task_artifact(result)
@@ -167,6 +153,9 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
             "min_honesty": self.min_honesty,
         }
 
+    def _match_args(self) -> dict[str, Any]:
+        return {"model": self.model or "", "min_honesty": self.min_honesty}
+
     def _needs_match(self) -> bool:
         if not self.peer_ids and not self.model:
             raise ToolException("AgentFMScatterTool needs `model` or `peer_ids`")
@@ -177,11 +166,8 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                workers = (
-                    client.workers.match(self.model or "", min_honesty=self.min_honesty)
-                    if self._needs_match()
-                    else None
-                )
+                match = self._needs_match()
+                workers = client.workers.match(**self._match_args()) if match else None
                 results = client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
@@ -192,11 +178,8 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
-                workers = (
-                    await client.workers.match(self.model or "", min_honesty=self.min_honesty)
-                    if self._needs_match()
-                    else None
-                )
+                match = self._needs_match()
+                workers = await client.workers.match(**self._match_args()) if match else None
                 results = await client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
