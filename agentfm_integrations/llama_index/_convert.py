@@ -121,17 +121,7 @@ def completion_response(
 
 
 def chat_response(text: str, meta: ResponseMeta, *, delta: str | None = None) -> ChatResponse:
-    """Wrap agent output as an assistant `ChatResponse` carrying its provenance.
-
-    Args:
-        text: The text so far (the whole answer when not streaming).
-        meta: Provenance; `peer_id`, `task_id` and `files` go to `additional_kwargs`,
-            everything to `raw`.
-        delta: The newly streamed piece, when streaming.
-
-    Returns:
-        The response.
-    """
+    """Wrap agent output as an assistant `ChatResponse` (arguments as `completion_response`)."""
     return ChatResponse(
         message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
         delta=delta,
