@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -58,7 +58,9 @@ from agentfm_integrations._clients import ClientHolder, client_kwargs
 from agentfm_integrations._redaction import RedactedGatewayURL
 from agentfm_integrations.llama_index._batch_methods import BatchMethods
 from agentfm_integrations.llama_index._convert import (
-    ResponseMeta,
+    ResponseT,
+    TaskResponses,
+    Wrap,
     chat_response,
     completion_response,
 )
@@ -86,17 +88,6 @@ agent does not advertise one."""
 
 DEFAULT_NUM_OUTPUT = 256
 """Output budget reported in `metadata` unless set (LlamaIndex's default)."""
-
-_ResponseT = TypeVar("_ResponseT", ChatResponse, CompletionResponse, covariant=True)
-_R = TypeVar("_R", ChatResponse, CompletionResponse)
-
-
-class _Wrap(Protocol[_ResponseT]):
-    """`chat_response` or `completion_response`: how a task's text becomes a response."""
-
-    def __call__(
-        self, text: str, meta: ResponseMeta, *, delta: str | None = None
-    ) -> _ResponseT: ...
 
 
 class AgentFM(BatchMethods, PromptedMethods, RedactedGatewayURL, FunctionCallingLLM):
@@ -336,10 +327,10 @@ class AgentFM(BatchMethods, PromptedMethods, RedactedGatewayURL, FunctionCalling
         )
 
     def _iter_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> Generator[_ResponseT, None, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> Generator[ResponseT, None, None]:
         """Stream one task as responses: one per text piece, then one carrying the files."""
-        out = _TaskResponses(model, wrap)
+        out = TaskResponses(model, wrap)
         for event in _tasks.stream_task(self.client, prompt=prompt, **self._task_route(model)):
             if isinstance(event, _tasks.StreamEnd):
                 yield out.end(event, self._files(event))
@@ -347,10 +338,10 @@ class AgentFM(BatchMethods, PromptedMethods, RedactedGatewayURL, FunctionCalling
                 yield out.piece(event)
 
     async def _aiter_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> AsyncGenerator[_ResponseT, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> AsyncGenerator[ResponseT, None]:
         """Async twin of `_iter_task`."""
-        out = _TaskResponses(model, wrap)
+        out = TaskResponses(model, wrap)
         route = self._task_route(model)
         async for event in _tasks.astream_task(self.async_client, prompt=prompt, **route):
             if isinstance(event, _tasks.StreamEnd):
@@ -358,26 +349,26 @@ class AgentFM(BatchMethods, PromptedMethods, RedactedGatewayURL, FunctionCalling
             else:
                 yield out.piece(event)
 
-    def _run_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
+    def _run_task(self, prompt: str, model: str, wrap: Wrap[ResponseT]) -> ResponseT:
         *_, last = self._iter_task(prompt, model, wrap)
         last.delta = None
         return _with_usage(last, prompt)
 
-    async def _arun_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
+    async def _arun_task(self, prompt: str, model: str, wrap: Wrap[ResponseT]) -> ResponseT:
         last = [r async for r in self._aiter_task(prompt, model, wrap)][-1]
         last.delta = None
         return _with_usage(last, prompt)
 
     def _stream_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> Generator[_ResponseT, None, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> Generator[ResponseT, None, None]:
         for response in self._iter_task(prompt, model, wrap):
             # The closing response (empty delta, after the task ended) carries the usage.
             yield _with_usage(response, prompt) if response.delta == "" else response
 
     async def _astream_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> AsyncGenerator[_ResponseT, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> AsyncGenerator[ResponseT, None]:
         async for response in self._aiter_task(prompt, model, wrap):
             yield _with_usage(response, prompt) if response.delta == "" else response
 
@@ -479,34 +470,11 @@ class AgentFM(BatchMethods, PromptedMethods, RedactedGatewayURL, FunctionCalling
         return self._astream_task(text, self._route(kwargs), completion_response)
 
 
-def _with_usage(response: _ResponseT, prompt: str) -> _ResponseT:
+def _with_usage(response: ResponseT, prompt: str) -> ResponseT:
     """Add the estimated token counts (``usage_estimated`` is True: the gateway counts none)."""
     text = response.message.content if isinstance(response, ChatResponse) else response.text
     response.additional_kwargs.update(usage_kwargs(prompt, text or ""))
     return response
-
-
-class _TaskResponses(Generic[_R]):
-    """The responses of one streamed task: the text so far, then the serving peer and files."""
-
-    def __init__(self, model: str, wrap: _Wrap[_R]) -> None:
-        self._wrap: _Wrap[_R] = wrap
-        self._text = ""
-        self._meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
-
-    def piece(self, text: str) -> _R:
-        """The response for one more piece of text."""
-        self._text += text
-        return self._wrap(self._text, self._meta, delta=text)
-
-    def end(self, end: _tasks.StreamEnd, files: list[FileRef]) -> _R:
-        """The closing response: who served the task, after how many attempts, its files."""
-        self._meta["peer_id"] = end.peer_id
-        self._meta["task_id"] = end.task_id
-        self._meta["attempts"] = end.attempts
-        self._meta["peers_tried"] = list(end.peers_tried)
-        self._meta["files"] = files
-        return self._wrap(self._text, self._meta, delta="")
 
 
 def _served_by(served: ChatResponse | CompletionResponse | str) -> str:
