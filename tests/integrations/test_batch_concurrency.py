@@ -9,11 +9,12 @@ would leave half of it idle.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.integrations.llama_index.conftest import Concurrency
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,35 +30,14 @@ CAPACITY = WORKERS * SLOTS
 PATIENCE_S = 5.0
 
 
-class InFlight:
+@pytest.fixture(scope="module")
+def in_flight() -> Concurrency:
     """Tasks running inside the agents right now, and the most seen at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now = 0
-        self.peak = 0
-
-    def reset(self) -> None:
-        with self._lock:
-            self.now = self.peak = 0
-
-    def enter(self) -> None:
-        with self._lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-
-    def leave(self) -> None:
-        with self._lock:
-            self.now -= 1
+    return Concurrency()
 
 
 @pytest.fixture(scope="module")
-def in_flight() -> InFlight:
-    return InFlight()
-
-
-@pytest.fixture(scope="module")
-def wide_mesh(in_flight: InFlight) -> Iterator[EmbeddedMesh]:
+def wide_mesh(in_flight: Concurrency) -> Iterator[EmbeddedMesh]:
     """Two workers of 8 slots each; a task returns once all 16 slots are busy (or later)."""
     from agentfm.mesh import CallableAgent, EmbeddedMesh, WorkerConfig
 
@@ -66,7 +46,7 @@ def wide_mesh(in_flight: InFlight) -> Iterator[EmbeddedMesh]:
         try:
             deadline = time.monotonic() + PATIENCE_S
             # Polled: the mesh may run agents on a loop of its own.
-            while in_flight.peak < CAPACITY and time.monotonic() < deadline:  # noqa: ASYNC110
+            while in_flight.peak < in_flight.target and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             return f"gate:{prompt}\n"
         finally:
@@ -85,11 +65,11 @@ PROMPTS = [f"item-{i}" for i in range(CAPACITY)]
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_llama_index_batch_defaults_to_the_mesh_capacity(
-    wide_mesh: EmbeddedMesh, in_flight: InFlight, mode: str
+    wide_mesh: EmbeddedMesh, in_flight: Concurrency, mode: str
 ) -> None:
     from agentfm_integrations.llama_index import AgentFM
 
-    in_flight.reset()
+    in_flight.reset(CAPACITY)
     llm = AgentFM(model=ENGINE, gateway_url=wide_mesh.url)
     if mode == "sync":
         responses = llm.batch_complete(PROMPTS)
@@ -103,11 +83,11 @@ async def test_llama_index_batch_defaults_to_the_mesh_capacity(
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_langchain_batch_defaults_to_the_mesh_capacity(
-    wide_mesh: EmbeddedMesh, in_flight: InFlight, mode: str
+    wide_mesh: EmbeddedMesh, in_flight: Concurrency, mode: str
 ) -> None:
     from agentfm_integrations.langchain import ChatAgentFM
 
-    in_flight.reset()
+    in_flight.reset(CAPACITY)
     llm = ChatAgentFM(model=ENGINE, gateway_url=wide_mesh.url)
     if mode == "sync":
         answers = llm.batch(list(PROMPTS))
@@ -123,11 +103,11 @@ async def test_langchain_batch_defaults_to_the_mesh_capacity(
 
 
 def test_sdk_scatter_without_a_cap_fills_the_mesh(
-    wide_mesh: EmbeddedMesh, in_flight: InFlight
+    wide_mesh: EmbeddedMesh, in_flight: Concurrency
 ) -> None:
     from agentfm import AgentFMClient
 
-    in_flight.reset()
+    in_flight.reset(CAPACITY)
     with AgentFMClient(wide_mesh.url, api_key=None, routing_warning=False) as client:
         peers = [w.peer_id for w in client.workers.match(ENGINE)]
         results = client.tasks.scatter(PROMPTS, peer_ids=peers, max_concurrency=None)
