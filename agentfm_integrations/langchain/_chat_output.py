@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from agentfm_integrations._tasks import StreamEnd
     from agentfm_integrations.langchain._prompted import Prompted
 
-__all__ = ["ChatCall", "ChatStream", "Served", "last_chunk", "stream_files", "text_chunk"]
+__all__ = ["ChatCall", "ChatStream", "Served", "last_chunk", "text_chunk"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class ChatStream:
     """One streamed answer: stop sequences, the final-answer text of a prompted reply, and
     the closing chunk that carries usage and metadata."""
 
-    def __init__(self, call: ChatCall, prompt: str) -> None:
+    def __init__(self, call: ChatCall, prompt: str, route: dict[str, Any]) -> None:
         self._call = call
         self._prompt = prompt
         self._scan = StopScanner(call.stop)
@@ -122,20 +122,31 @@ class ChatStream:
             tc.FinalAnswerStream() if request is not None and request.schema is None else None
         )
         self._emitted: list[str] = []
+        self._end: StreamEnd | None = None
+        self.task_kwargs: dict[str, Any] = {"prompt": prompt, "stop_when": self.stopped, **route}
+        """Keywords of `_tasks.stream_task` for this stream."""
 
     def stopped(self) -> bool:
         """Whether a stop sequence has been seen (the task can be ended early)."""
         return self._scan.stopped
 
-    def feed(self, text: str) -> ChatGenerationChunk | None:
-        """The chunk to emit for the next piece of the task's text, if any."""
-        kept = self._scan.feed(text)
+    def feed(self, event: str | StreamEnd) -> ChatGenerationChunk | None:
+        """The chunk to emit for the next event of the task's stream, if any."""
+        if not isinstance(event, str):
+            self._end = event
+            return None
+        kept = self._scan.feed(event)
         if kept:
             self._emitted.append(kept)
         piece = self._streamable(kept)
         return text_chunk(piece) if piece else None
 
-    def close(self, end: StreamEnd, files: Sequence[agentfm.FileRef]) -> list[ChatGenerationChunk]:
+    def files_task(self) -> str | None:
+        """The task whose files the finished stream announced, if any."""
+        end = self._ended()
+        return end.task_id if end.files_incoming and end.task_id else None
+
+    def close(self, files: Sequence[agentfm.FileRef]) -> list[ChatGenerationChunk]:
         """The chunks after the task ended: any held-back text, then the closing chunk."""
         chunks: list[ChatGenerationChunk] = []
         if tail := self._scan.flush():
@@ -147,13 +158,18 @@ class ChatStream:
                 prompt=self._prompt,
                 text="".join(self._emitted),
                 model=self._call.model,
-                end=end,
+                end=self._ended(),
                 files=files,
                 request=self._call.request,
                 streamed=self._answer.finish() if self._answer is not None else "",
             )
         )
         return chunks
+
+    def _ended(self) -> StreamEnd:
+        if self._end is None:  # pragma: no cover - stream_task always ends with one
+            raise RuntimeError("the task stream ended without its StreamEnd")
+        return self._end
 
     def _streamable(self, text: str) -> str:
         """What of ``text`` streams now: all of it without a reply contract, else only a
@@ -220,8 +236,3 @@ def text_chunk(text: str) -> ChatGenerationChunk:
     return ChatGenerationChunk(
         message=AIMessageChunk(content=text, response_metadata={"model_provider": PROVIDER})
     )
-
-
-def stream_files(end: StreamEnd) -> str | None:
-    """The task whose files a finished stream announced, if any."""
-    return end.task_id if end.files_incoming and end.task_id else None

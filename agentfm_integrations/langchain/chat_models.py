@@ -13,7 +13,7 @@ from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import AsyncScope, ClientHolder
 from agentfm_integrations.langchain._batch import lookup
 from agentfm_integrations.langchain._chat_batch import ScatterBatchChatModel
-from agentfm_integrations.langchain._chat_output import ChatCall, ChatStream, Served, stream_files
+from agentfm_integrations.langchain._chat_output import ChatCall, ChatStream, Served
 from agentfm_integrations.langchain._convert import (
     to_model_error,
     to_prompt,
@@ -192,28 +192,31 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         self._prompted_ok[model] = ok
         return ok
 
-    def _check_prompted(self, request: Prompted | None, model: str) -> None:
-        if request is None or self.prompted_tools is True:
-            return
-        if self.prompted_tools is None:
-            ok = self._prompted_ok.get(model)
-            if ok is None:
-                ok = self._prompted_decision(model, self._sync_client().workers.match(model))
-            if ok:
-                return
-        raise self._refuse_prompted(model)
+    def _needs_lookup(self, call: ChatCall) -> bool:
+        """Whether serving ``call`` needs the workers' capabilities (not yet known)."""
+        if call.request is None or self.prompted_tools is True:
+            return False
+        return self.prompted_tools is None and call.model not in self._prompted_ok
 
-    async def _acheck_prompted(self, request: Prompted | None, model: str) -> None:
-        if request is None or self.prompted_tools is True:
-            return
-        if self.prompted_tools is None:
-            ok = self._prompted_ok.get(model)
-            if ok is None:
-                workers = await self._clients().async_.workers.match(model)
-                ok = self._prompted_decision(model, workers)
-            if ok:
-                return
-        raise self._refuse_prompted(model)
+    def _prompted_verdict(self, call: ChatCall) -> ChatCall:
+        if call.request is None or self.prompted_tools is True:
+            return call
+        if self.prompted_tools is None and self._prompted_ok[call.model]:
+            return call
+        raise self._refuse_prompted(call.model)
+
+    def _check_prompted(self, call: ChatCall) -> ChatCall:
+        """Return ``call`` if this model may serve it, else raise (prompted tools off)."""
+        if self._needs_lookup(call):
+            self._prompted_decision(call.model, self._sync_client().workers.match(call.model))
+        return self._prompted_verdict(call)
+
+    async def _acheck_prompted(self, call: ChatCall) -> ChatCall:
+        """Async twin of `_check_prompted`."""
+        if self._needs_lookup(call):
+            workers = await self._clients().async_.workers.match(call.model)
+            self._prompted_decision(call.model, workers)
+        return self._prompted_verdict(call)
 
     @staticmethod
     def _task_prompt(messages: list[BaseMessage], request: Prompted | None) -> str:
@@ -308,17 +311,14 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._call(stop, kwargs)
-        item = lookup(self, run_manager)
-        if item is not None:  # a scatter item: its answer is on the way
-            job, index = item
-            try:
-                return call.from_scatter(job.prompts[index], job.result(index))
-            except agentfm.AgentFMError as exc:
-                raise to_model_error(exc) from exc
-        self._check_prompted(call.request, call.model)
-        prompt = self._task_prompt(messages, call.request)
+        call, item = self._call(stop, kwargs), lookup(self, run_manager)
+        if item is None:
+            self._check_prompted(call)
         try:
+            if item is not None:  # a scatter item: its answer is on the way
+                job, index = item
+                return call.from_scatter(job.prompts[index], job.result(index))
+            prompt = self._task_prompt(messages, call.request)
             result = self._sync_client().tasks.run(prompt=prompt, **self._route(call.model))
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
@@ -331,22 +331,23 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._call(stop, kwargs)
-        item = lookup(self, run_manager)
-        if item is not None:
-            job, index = item
-            try:
-                return call.from_scatter(job.prompts[index], await job.aresult(index))
-            except agentfm.AgentFMError as exc:
-                raise to_model_error(exc) from exc
-        await self._acheck_prompted(call.request, call.model)
-        prompt = self._task_prompt(messages, call.request)
+        call, item = self._call(stop, kwargs), lookup(self, run_manager)
+        if item is None:
+            await self._acheck_prompted(call)
         try:
-            async with self._async_client() as client:
-                result = await client.tasks.run(prompt=prompt, **self._route(call.model))
+            if item is not None:
+                job, index = item
+                return call.from_scatter(job.prompts[index], await job.aresult(index))
+            prompt = self._task_prompt(messages, call.request)
+            client = self._clients().async_
+            result = await client.tasks.run(prompt=prompt, **self._route(call.model))
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
         return call.result(prompt, result.text, Served.of_task(result))
+
+    def _chat_stream(self, messages: list[BaseMessage], call: ChatCall) -> ChatStream:
+        prompt = self._task_prompt(messages, call.request)
+        return ChatStream(call, prompt, self._route(call.model))
 
     def _stream(
         self,
@@ -355,26 +356,18 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = self._call(stop, kwargs)
-        self._check_prompted(call.request, call.model)
-        prompt = self._task_prompt(messages, call.request)
-        out, client = ChatStream(call, prompt), self._sync_client()
-        events = _tasks.stream_task(
-            client, prompt=prompt, stop_when=out.stopped, **self._route(call.model)
-        )
+        call = self._check_prompted(self._call(stop, kwargs))
+        out, client = self._chat_stream(messages, call), self._sync_client()
         try:
-            for event in events:
-                if isinstance(event, _tasks.StreamEnd):
-                    end, task_id = event, stream_files(event)
-                    files = client.tasks.collect_artifacts(task_id) if task_id else []
-                    break
+            for event in _tasks.stream_task(client, **out.task_kwargs):
                 if chunk := out.feed(event):
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
+            files = client.tasks.collect_artifacts(t) if (t := out.files_task()) else []
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        yield from out.close(end, agentfm.describe_files(files))
+        yield from out.close(agentfm.describe_files(files))
 
     async def _astream(
         self,
@@ -383,26 +376,18 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = self._call(stop, kwargs)
-        await self._acheck_prompted(call.request, call.model)
-        prompt = self._task_prompt(messages, call.request)
-        out, route = ChatStream(call, prompt), self._route(call.model)
+        call = await self._acheck_prompted(self._call(stop, kwargs))
+        out, client = self._chat_stream(messages, call), self._clients().async_
         try:
-            async with self._async_client() as c:
-                async for event in _tasks.astream_task(
-                    c, prompt=prompt, stop_when=out.stopped, **route
-                ):
-                    if isinstance(event, _tasks.StreamEnd):
-                        end, task_id = event, stream_files(event)
-                        files = await c.tasks.collect_artifacts(task_id) if task_id else []
-                        break
-                    if chunk := out.feed(event):
-                        if run_manager is not None:
-                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                        yield chunk
+            async for event in _tasks.astream_task(client, **out.task_kwargs):
+                if chunk := out.feed(event):
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+            files = await client.tasks.collect_artifacts(t) if (t := out.files_task()) else []
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        for chunk in out.close(end, agentfm.describe_files(files)):
+        for chunk in out.close(agentfm.describe_files(files)):
             yield chunk
 
     # ---------------------------------------------------------------- scatter batch
@@ -411,10 +396,10 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         return self._task_prompt(messages, Prompted.from_kwargs(kwargs))
 
     def _before_scatter(self, kwargs: dict[str, Any]) -> None:
-        self._check_prompted(Prompted.from_kwargs(kwargs), self._model(kwargs))
+        self._check_prompted(self._call(None, kwargs))
 
     async def _abefore_scatter(self, kwargs: dict[str, Any]) -> None:
-        await self._acheck_prompted(Prompted.from_kwargs(kwargs), self._model(kwargs))
+        await self._acheck_prompted(self._call(None, kwargs))
 
     def _scatter_settings(
         self, configs: Sequence[RunnableConfig], kwargs: dict[str, Any]
