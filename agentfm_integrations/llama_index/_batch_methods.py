@@ -131,44 +131,32 @@ class BatchMethods:
         kind: Kind,
         prompts: list[str],
         chats: Sequence[Sequence[ChatMessage]] | None,
-        model: str,
-    ) -> _BatchRun:
+        model: str | None,
+        max_concurrency: int | None,
+    ) -> _BatchRun | None:
+        """Open one traced LLM call per item (None for an empty batch: nothing to run)."""
+        if not prompts:
+            return None
         payload = self.to_payload()
         if kind == "chat" and chats is not None:
             traces = [ItemTrace(self.callback_manager, payload, messages=m) for m in chats]
         else:
             traces = [ItemTrace(self.callback_manager, payload, prompt=p) for p in prompts]
-        return _BatchRun(kind, prompts, model, traces)
+        return _BatchRun(kind, prompts, model or self.model, max_concurrency, traces)
 
-    def _run_batch(
-        self,
-        kind: Kind,
-        prompts: list[str],
-        chats: Sequence[Sequence[ChatMessage]] | None,
-        model: str,
-        max_concurrency: int | None,
-        return_exceptions: bool,
-    ) -> list[Any]:
-        if not prompts:
+    def _run_batch(self, run: _BatchRun | None, return_exceptions: bool) -> list[Any]:
+        if run is None:
             return []
-        with self._start(kind, prompts, chats, model) as run:
-            for result in self._scatter(model, prompts, max_concurrency):
+        with run:
+            for result in self._scatter(run.model, run.prompts, run.max_concurrency):
                 run.take(result)
         return run.outcome(return_exceptions)
 
-    async def _arun_batch(
-        self,
-        kind: Kind,
-        prompts: list[str],
-        chats: Sequence[Sequence[ChatMessage]] | None,
-        model: str,
-        max_concurrency: int | None,
-        return_exceptions: bool,
-    ) -> list[Any]:
-        if not prompts:
+    async def _arun_batch(self, run: _BatchRun | None, return_exceptions: bool) -> list[Any]:
+        if run is None:
             return []
-        with self._start(kind, prompts, chats, model) as run:
-            async for result in self._ascatter(model, prompts, max_concurrency):
+        with run:
+            async for result in self._ascatter(run.model, run.prompts, run.max_concurrency):
                 run.take(result)
         return run.outcome(return_exceptions)
 
@@ -225,9 +213,8 @@ class BatchMethods:
             One response per prompt, in input order.
         """
         texts = [self._completion_prompt(p, formatted) for p in prompts]
-        return self._run_batch(
-            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("completion", texts, None, model, max_concurrency)
+        return self._run_batch(run, return_exceptions)
 
     @overload
     async def abatch_complete(
@@ -266,9 +253,8 @@ class BatchMethods:
         See `batch_complete` for the arguments.
         """
         texts = [self._completion_prompt(p, formatted) for p in prompts]
-        return await self._arun_batch(
-            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("completion", texts, None, model, max_concurrency)
+        return await self._arun_batch(run, return_exceptions)
 
     @overload
     def batch_chat(
@@ -316,9 +302,8 @@ class BatchMethods:
             One response per conversation, in input order.
         """
         prompts = [chat_prompt(messages) for messages in batch]
-        return self._run_batch(
-            "chat", prompts, batch, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("chat", prompts, batch, model, max_concurrency)
+        return self._run_batch(run, return_exceptions)
 
     @overload
     async def abatch_chat(
@@ -354,9 +339,8 @@ class BatchMethods:
         See `batch_chat` for the arguments.
         """
         prompts = [chat_prompt(messages) for messages in batch]
-        return await self._arun_batch(
-            "chat", prompts, batch, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("chat", prompts, batch, model, max_concurrency)
+        return await self._arun_batch(run, return_exceptions)
 
 
 class _BatchRun:
@@ -366,10 +350,18 @@ class _BatchRun:
     traced as failed with that error before it propagates.
     """
 
-    def __init__(self, kind: Kind, prompts: list[str], model: str, traces: list[ItemTrace]):
+    def __init__(
+        self,
+        kind: Kind,
+        prompts: list[str],
+        model: str,
+        max_concurrency: int | None,
+        traces: list[ItemTrace],
+    ) -> None:
         self._kind = kind
-        self._prompts = prompts
-        self._model = model
+        self.prompts = prompts
+        self.model = model
+        self.max_concurrency = max_concurrency
         self._traces = traces
         self._outputs: list[Any] = [None] * len(prompts)
 
@@ -385,13 +377,13 @@ class _BatchRun:
 
     def take(self, result: ScatterResult) -> None:
         """Close one item with its response, or its error."""
-        trace, prompt = self._traces[result.index], self._prompts[result.index]
+        trace, prompt = self._traces[result.index], self.prompts[result.index]
         if result.status != "success":
             error = scatter_error(result)
             trace.failed(error)
             self._outputs[result.index] = error
             return
-        meta = scatter_meta(result, self._model, describe_files(result.artifacts))
+        meta = scatter_meta(result, self.model, describe_files(result.artifacts))
         wrap = completion_response if self._kind == "completion" else chat_response
         response: CompletionResponse | ChatResponse = wrap(result.text, meta)
         response.additional_kwargs.update(usage_kwargs(prompt, result.text))
