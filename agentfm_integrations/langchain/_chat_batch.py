@@ -36,7 +36,7 @@ class ScatterBatchChatModel(BaseChatModel):
     """Run ``batch`` and friends as one scatter; False keeps LangChain's per-input calls."""
     scatter_concurrency: int | None = None
     """Scatter parallelism when the config sets no ``max_concurrency``; None: the SDK
-    scatter's default (the matched peers' advertised task slots)."""
+    scatter sizes it by the matched peers' advertised task slots."""
 
     @abstractmethod
     def _sync_client(self) -> agentfm.AgentFMClient:

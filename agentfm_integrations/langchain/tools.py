@@ -137,7 +137,7 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     peer_ids: list[str] | None = None
     """Explicit peers to scatter across."""
     max_concurrency: int | None = None
-    """Scatter parallelism; None: the SDK scatter's default (the peers' task slots)."""
+    """Scatter parallelism; None: the SDK scatter sizes it by the peers' task slots."""
 
     def _scatter_args(self, workers: list[agentfm.WorkerProfile] | None) -> dict[str, Any]:
         if self.peer_ids:
@@ -146,7 +146,7 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
             peers = _tasks.require_peers(self.model or "", workers or [])
         return {
             "peer_ids": peers,
-            # None: the SDK scatter's own default (the peers' advertised task slots).
+            # None: the SDK scatter sizes it by the peers' advertised task slots.
             "max_concurrency": self.max_concurrency,
             "max_retries": self.max_retries,
             "timeout": self.timeout,

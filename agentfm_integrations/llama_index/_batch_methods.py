@@ -76,7 +76,8 @@ class BatchMethods:
     ) -> dict[str, Any]:
         """``scatter_iter`` keywords over the peers matching ``model``.
 
-        ``max_concurrency`` None (and the field None): the SDK scatter's own default.
+        ``max_concurrency`` None (and the field None): the SDK sizes the scatter by the peers'
+        advertised task slots.
         """
         return {
             "peer_ids": _tasks.require_peers(model, workers),
@@ -203,7 +204,7 @@ class BatchMethods:
             prompts: The prompts, sent verbatim (after `completion_to_prompt` unless
                 `formatted`).
             max_concurrency: Items in flight at once (default: the `max_concurrency` field,
-                else the SDK scatter's default: the peers' advertised task slots).
+                else None: the SDK sizes it by the peers' advertised task slots).
             return_exceptions: Put a failed item's exception in its slot instead of raising
                 the first one.
             formatted: The prompts are already formatted.
@@ -293,7 +294,7 @@ class BatchMethods:
         Args:
             batch: The conversations.
             max_concurrency: Items in flight at once (default: the `max_concurrency` field,
-                else the SDK scatter's default: the peers' advertised task slots).
+                else None: the SDK sizes it by the peers' advertised task slots).
             return_exceptions: Put a failed item's exception in its slot instead of raising
                 the first one.
             model: Route this batch by another model than the field.

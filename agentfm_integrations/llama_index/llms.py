@@ -156,8 +156,8 @@ class AgentFM(BatchMethods, PromptedMethods, RedactedGatewayURL, FunctionCalling
     max_concurrency: int | None = Field(
         default=None,
         gt=0,
-        description="Batch items in flight at once; None: the SDK scatter's default (the "
-        "matched peers' advertised task slots).",
+        description="Batch items in flight at once; None: the SDK scatter sizes it by the "
+        "matched peers' advertised task slots.",
     )
     coalesce_window_ms: float | None = Field(
         default=None,
