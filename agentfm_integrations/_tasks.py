@@ -19,8 +19,8 @@ __all__ = [
     "StreamEnd",
     "arun_task",
     "astream_task",
-    "mesh_capacity",
     "require_peers",
+    "route_kwargs",
     "run_task",
     "stream_task",
 ]
@@ -32,11 +32,6 @@ def require_peers(model: str, workers: Sequence[agentfm.WorkerProfile]) -> list[
         msg = f"no live worker matches model {model!r} (peer id, agent name or engine)"
         raise agentfm.NoWorkerForModelError(msg, code="model_not_found", status=404)
     return [w.peer_id for w in workers]
-
-
-def mesh_capacity(workers: Sequence[agentfm.WorkerProfile]) -> int:
-    """Total task slots advertised by ``workers`` (a worker without a limit counts as one)."""
-    return max(1, sum(max(1, w.max_tasks) for w in workers))
 
 
 @dataclass
@@ -59,70 +54,41 @@ def _end(stream: Any) -> StreamEnd:
 
 
 def run_task(
-    client: agentfm.AgentFMClient,
-    *,
-    model: str,
-    prompt: str,
-    max_retries: int,
-    timeout: float | None,
-    min_honesty: float | None = None,
+    client: agentfm.AgentFMClient, *, prompt: str, **route: Any
 ) -> tuple[agentfm.TaskResult, list[str]]:
-    """``client.tasks.run(model=…)``; returns the result and the peers tried."""
-    result = client.tasks.run(
-        model=model,
-        prompt=prompt,
-        max_retries=max_retries,
-        timeout=timeout,
-        min_honesty=min_honesty,
-    )
+    """``client.tasks.run(model=…, **route)``; returns the result and the peers tried.
+
+    ``route``: ``model``, ``max_retries``, ``timeout`` and optionally ``min_honesty``, as
+    `route_kwargs` builds them.
+    """
+    result = client.tasks.run(prompt=prompt, **route)
     return result, list(result.peers_tried)
 
 
 async def arun_task(
-    client: agentfm.AsyncAgentFMClient,
-    *,
-    model: str,
-    prompt: str,
-    max_retries: int,
-    timeout: float | None,
-    min_honesty: float | None = None,
+    client: agentfm.AsyncAgentFMClient, *, prompt: str, **route: Any
 ) -> tuple[agentfm.TaskResult, list[str]]:
     """Async twin of `run_task`."""
-    result = await client.tasks.run(
-        model=model,
-        prompt=prompt,
-        max_retries=max_retries,
-        timeout=timeout,
-        min_honesty=min_honesty,
-    )
+    result = await client.tasks.run(prompt=prompt, **route)
     return result, list(result.peers_tried)
 
 
 def stream_task(
     client: agentfm.AgentFMClient,
     *,
-    model: str,
     prompt: str,
-    max_retries: int,
-    timeout: float | None,
     stop_when: Callable[[], bool] = lambda: False,
-    min_honesty: float | None = None,
+    **route: Any,
 ) -> Iterator[str | StreamEnd]:
-    """``client.tasks.stream(model=…)`` as text pieces, then one `StreamEnd`.
+    """``client.tasks.stream(model=…, **route)`` as text pieces, then one `StreamEnd`.
 
     ``stop_when`` is checked after each piece so a caller that has seen a stop sequence can
     end the task early (closing the stream makes the gateway cancel the agent).
     """
-    with client.tasks.stream(
-        model=model,
-        prompt=prompt,
-        max_retries=max_retries,
-        timeout=timeout,
-        min_honesty=min_honesty,
-    ) as stream:
+    with client.tasks.stream(prompt=prompt, **route) as stream:
         for chunk in stream:
-            if chunk.kind == "text" and chunk.text:
-                yield chunk.text
+            if text := _text(chunk):
+                yield text
                 if stop_when():
                     break
         end = _end(stream)
@@ -132,26 +98,33 @@ def stream_task(
 async def astream_task(
     client: agentfm.AsyncAgentFMClient,
     *,
-    model: str,
     prompt: str,
-    max_retries: int,
-    timeout: float | None,
     stop_when: Callable[[], bool] = lambda: False,
-    min_honesty: float | None = None,
+    **route: Any,
 ) -> AsyncIterator[str | StreamEnd]:
     """Async twin of `stream_task`."""
-    stream = client.tasks.stream(
-        model=model,
-        prompt=prompt,
-        max_retries=max_retries,
-        timeout=timeout,
-        min_honesty=min_honesty,
-    )
+    stream = client.tasks.stream(prompt=prompt, **route)
     async with stream:
         async for chunk in stream:
-            if chunk.kind == "text" and chunk.text:
-                yield chunk.text
+            if text := _text(chunk):
+                yield text
                 if stop_when():
                     break
         end = _end(stream)
     yield end
+
+
+def route_kwargs(
+    model: str, *, max_retries: int, timeout: float | None, min_honesty: float | None = None
+) -> dict[str, Any]:
+    """The routing keywords every routed call of an integration passes to the SDK."""
+    return {
+        "model": model,
+        "max_retries": max_retries,
+        "timeout": timeout,
+        "min_honesty": min_honesty,
+    }
+
+
+def _text(chunk: agentfm.TaskChunk) -> str:
+    return chunk.text if chunk.kind == "text" and chunk.text else ""

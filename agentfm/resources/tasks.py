@@ -21,6 +21,7 @@ from agentfm._constants import (
     DEFAULT_ARTIFACT_TIMEOUT,
     DEFAULT_ARTIFACTS_DIR,
 )
+from agentfm._defaults import scatter_concurrency
 from agentfm._fast_path import failure_text as _failure_text
 from agentfm._fast_path import fast_attempt as _FastAttempt
 from agentfm._fast_path import run_kwargs as _run_kwargs
@@ -172,12 +173,13 @@ def _check_prompts(prompts: Sequence[str]) -> None:
 def _check_scatter(
     prompts: Sequence[str],
     peer_ids: Sequence[str],
-    max_concurrency: int,
+    max_concurrency: int | None,
     max_retries: int,
     timeout: float | None,
 ) -> list[str]:
     _check_prompts(prompts)
-    require_positive_int(max_concurrency, name="max_concurrency")
+    if max_concurrency is not None:
+        require_positive_int(max_concurrency, name="max_concurrency")
     require_non_negative_int(max_retries, name="max_retries")
     require_timeout(timeout)
     return require_peer_ids(peer_ids)
@@ -578,7 +580,7 @@ class Tasks:
         prompts: Sequence[str],
         *,
         peer_ids: Sequence[str],
-        max_concurrency: int = 8,
+        max_concurrency: int | None = 8,
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
@@ -605,7 +607,9 @@ class Tasks:
         Args:
             prompts: The prompts.
             peer_ids: Candidate workers (any non-empty strings; the gateway judges them).
-            max_concurrency: Tasks in flight at once.
+            max_concurrency: Tasks in flight at once; None sizes the batch by the task
+                slots the peers advertise (`agentfm._defaults.scatter_concurrency`), as
+                the framework integrations do.
             max_retries: Extra attempts per prompt (overload waits included).
             timeout: Seconds one attempt may take.
             idle_timeout: Seconds an attempt's stream may stay silent (default: the
@@ -639,7 +643,7 @@ class Tasks:
         prompts: Sequence[str],
         *,
         peer_ids: Sequence[str],
-        max_concurrency: int = 8,
+        max_concurrency: int | None = 8,
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
@@ -665,7 +669,7 @@ class Tasks:
         self,
         prompts: Sequence[str],
         peers: list[str],
-        max_concurrency: int,
+        max_concurrency: int | None,
         max_retries: int,
         timeout: float | None,
         on_progress: ProgressCallback | None,
@@ -689,7 +693,7 @@ class Tasks:
         scheduler = ScatterScheduler(
             prompts,
             peers,
-            max_concurrency=max_concurrency,
+            max_concurrency=max_concurrency or scatter_concurrency(peers, workers),
             max_retries=max_retries,
             capacity=capacity,
             hedge=hedge,
@@ -1054,7 +1058,7 @@ class AsyncTasks:
         prompts: Sequence[str],
         *,
         peer_ids: Sequence[str],
-        max_concurrency: int = 8,
+        max_concurrency: int | None = 8,
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
@@ -1086,7 +1090,7 @@ class AsyncTasks:
         prompts: Sequence[str],
         *,
         peer_ids: Sequence[str],
-        max_concurrency: int = 8,
+        max_concurrency: int | None = 8,
         max_retries: int = 2,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
@@ -1112,7 +1116,7 @@ class AsyncTasks:
         self,
         prompts: Sequence[str],
         peers: list[str],
-        max_concurrency: int,
+        max_concurrency: int | None,
         max_retries: int,
         timeout: float | None,
         on_progress: ProgressCallback | None,
@@ -1136,7 +1140,7 @@ class AsyncTasks:
         scheduler = ScatterScheduler(
             prompts,
             peers,
-            max_concurrency=max_concurrency,
+            max_concurrency=max_concurrency or scatter_concurrency(peers, workers),
             max_retries=max_retries,
             capacity=capacity,
             hedge=hedge,

@@ -17,7 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import agentfm
-from agentfm_integrations._tasks import mesh_capacity, require_peers
+from agentfm_integrations._tasks import require_peers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -98,28 +98,25 @@ class ScatterJob:
 
     # drivers -------------------------------------------------------------------------
 
-    def run_sync(
-        self,
-        client: agentfm.AgentFMClient,
-        *,
-        model: str,
-        max_concurrency: int | None,
-        max_retries: int,
-        timeout: float | None,
-        min_honesty: float | None = None,
-    ) -> threading.Thread:
-        """Drive the scatter on a background thread; results land in the futures."""
+    def _scatter_args(
+        self, workers: Sequence[agentfm.WorkerProfile], route: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``scatter_iter`` keywords: the routing ones, over the peers matching the model."""
+        scatter = {k: v for k, v in route.items() if k != "model"}
+        return {**scatter, "peer_ids": require_peers(route["model"], workers)}
+
+    def run_sync(self, client: agentfm.AgentFMClient, **route: Any) -> threading.Thread:
+        """Drive the scatter on a background thread; results land in the futures.
+
+        ``route``: ``model``, ``max_concurrency``, ``max_retries``, ``timeout``,
+        ``min_honesty``.
+        """
 
         def drive() -> None:
             try:
-                workers = client.workers.match(model, min_honesty=min_honesty)
+                workers = client.workers.match(route["model"], min_honesty=route["min_honesty"])
                 for result in client.tasks.scatter_iter(
-                    self.prompts,
-                    peer_ids=require_peers(model, workers),
-                    max_concurrency=max_concurrency or mesh_capacity(workers),
-                    max_retries=max_retries,
-                    timeout=timeout,
-                    min_honesty=min_honesty,
+                    self.prompts, **self._scatter_args(workers, route)
                 ):
                     self.deliver(result)
                     if self.cancelled:
@@ -133,28 +130,15 @@ class ScatterJob:
         thread.start()
         return thread
 
-    def start_async(
-        self,
-        client: agentfm.AsyncAgentFMClient,
-        *,
-        model: str,
-        max_concurrency: int | None,
-        max_retries: int,
-        timeout: float | None,
-        min_honesty: float | None = None,
-    ) -> None:
-        """Drive the scatter as a task on the running loop."""
+    def start_async(self, client: agentfm.AsyncAgentFMClient, **route: Any) -> None:
+        """Drive the scatter as a task on the running loop (``route`` as for `run_sync`)."""
 
         async def drive() -> None:
             try:
-                workers = await client.workers.match(model, min_honesty=min_honesty)
+                match = client.workers.match
+                workers = await match(route["model"], min_honesty=route["min_honesty"])
                 async for result in client.tasks.scatter_iter(
-                    self.prompts,
-                    peer_ids=require_peers(model, workers),
-                    max_concurrency=max_concurrency or mesh_capacity(workers),
-                    max_retries=max_retries,
-                    timeout=timeout,
-                    min_honesty=min_honesty,
+                    self.prompts, **self._scatter_args(workers, route)
                 ):
                     self.deliver(result)
             except BaseException as exc:

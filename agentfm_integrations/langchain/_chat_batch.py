@@ -1,11 +1,12 @@
 """`ScatterBatchChatModel`: the ``batch`` family of a chat model, run as one mesh scatter.
 
-Each override submits one `_batch.ScatterJob` for all inputs and then hands the tagged
+Each override submits one `ScatterJob` for all inputs and then hands the tagged
 inputs to core's own implementation, so every input is still its own traced LLM run.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -14,16 +15,12 @@ from langchain_core.globals import get_llm_cache
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables.config import get_config_list
 
-from agentfm_integrations.langchain import _batch
+from agentfm_integrations.langchain._batch import ScatterJob
 from agentfm_integrations.langchain._convert import to_prompt
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
-    from langchain_core.callbacks import (
-        AsyncCallbackManagerForLLMRun,
-        CallbackManagerForLLMRun,
-    )
     from langchain_core.language_models import LanguageModelInput
     from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.runnables import RunnableConfig
@@ -38,8 +35,8 @@ class ScatterBatchChatModel(BaseChatModel):
     use_scatter: bool = True
     """Run ``batch`` and friends as one scatter; False keeps LangChain's per-input calls."""
     scatter_concurrency: int | None = None
-    """Scatter parallelism when the config sets no ``max_concurrency``; default: the
-    matched peers' advertised task slots."""
+    """Scatter parallelism when the config sets no ``max_concurrency``; None: the SDK
+    scatter sizes it by the matched peers' advertised task slots."""
 
     @abstractmethod
     def _sync_client(self) -> agentfm.AgentFMClient:
@@ -53,33 +50,7 @@ class ScatterBatchChatModel(BaseChatModel):
     def _scatter_settings(
         self, configs: Sequence[RunnableConfig], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        """Keyword arguments of `_batch.ScatterJob.run_sync` / ``start_async``."""
-
-    def _should_stream(
-        self,
-        *,
-        async_api: bool,
-        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> bool:
-        # A scatter item already has its answer on the way; streaming it again would send a
-        # second task (and core calls ``_stream`` without the run manager that names it).
-        if _batch.lookup(self, run_manager) is not None:
-            return False
-        return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
-
-    def _should_use_protocol_streaming(
-        self,
-        *,
-        async_api: bool,
-        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> bool:
-        if _batch.lookup(self, run_manager) is not None:
-            return False
-        return super()._should_use_protocol_streaming(
-            async_api=async_api, run_manager=run_manager, **kwargs
-        )
+        """Keyword arguments of `ScatterJob.run_sync` / ``start_async``."""
 
     def _batch_prompt(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
         """The task prompt of one batch input (``kwargs``: the bound and per-call ones)."""
@@ -108,6 +79,49 @@ class ScatterBatchChatModel(BaseChatModel):
             # Let core's per-input path raise the conversion error for the item at fault.
             return None
 
+    @contextlib.contextmanager
+    def _scattered(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None,
+        kwargs: dict[str, Any],
+    ) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Start one scatter for ``inputs`` and yield core's ``(config, kwargs)`` for them.
+
+        Without a scatter (see `_scatter_prompts`) the caller's own arguments come back.
+        """
+        prompts = self._scatter_prompts(inputs, kwargs) if inputs else None
+        if prompts is None:
+            yield config, kwargs
+            return
+        self._before_scatter(kwargs)
+        configs = get_config_list(config, len(inputs))
+        with ScatterJob(self, prompts) as job:
+            job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
+            yield job.tag(configs), _no_stream(kwargs)
+
+    @contextlib.asynccontextmanager
+    async def _ascattered(
+        self,
+        inputs: Sequence[LanguageModelInput],
+        config: RunnableConfig | Sequence[RunnableConfig] | None,
+        kwargs: dict[str, Any],
+    ) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+        """Async twin of `_scattered`: the scatter runs as a task on the running loop."""
+        prompts = self._scatter_prompts(inputs, kwargs) if inputs else None
+        if prompts is None:
+            yield config, kwargs
+            return
+        await self._abefore_scatter(kwargs)
+        configs = get_config_list(config, len(inputs))
+        async with self._async_client() as client:
+            with ScatterJob(self, prompts) as job:
+                job.start_async(client, **self._scatter_settings(configs, kwargs))
+                try:
+                    yield job.tag(configs), _no_stream(kwargs)
+                finally:
+                    await job.astop()
+
     def batch(
         self,
         inputs: list[LanguageModelInput],
@@ -124,15 +138,9 @@ class ScatterBatchChatModel(BaseChatModel):
         """
         if not inputs:
             return []
-        prompts = self._scatter_prompts(inputs, kwargs)
-        if prompts is None:
-            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        self._before_scatter(kwargs)
-        configs = get_config_list(config, len(inputs))
-        with _batch.ScatterJob(self, prompts) as job:
-            job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
+        with self._scattered(inputs, config, kwargs) as (configs, call_kwargs):
             return super().batch(
-                inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
+                inputs, configs, return_exceptions=return_exceptions, **call_kwargs
             )
 
     async def abatch(
@@ -146,22 +154,10 @@ class ScatterBatchChatModel(BaseChatModel):
         """Async twin of `batch`: one scatter, one LLM run per input."""
         if not inputs:
             return []
-        prompts = self._scatter_prompts(inputs, kwargs)
-        if prompts is None:
+        async with self._ascattered(inputs, config, kwargs) as (configs, call_kwargs):
             return await super().abatch(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
+                inputs, configs, return_exceptions=return_exceptions, **call_kwargs
             )
-        await self._abefore_scatter(kwargs)
-        configs = get_config_list(config, len(inputs))
-        async with self._async_client() as client:
-            with _batch.ScatterJob(self, prompts) as job:
-                job.start_async(client, **self._scatter_settings(configs, kwargs))
-                try:
-                    return await super().abatch(
-                        inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
-                    )
-                finally:
-                    await job.astop()
 
     @overload
     def batch_as_completed(
@@ -193,18 +189,9 @@ class ScatterBatchChatModel(BaseChatModel):
     ) -> Iterator[tuple[int, AIMessage | Exception]]:
         """Like `batch` (one scatter), yielding ``(index, result)`` as items finish."""
         core: Any = super()
-        prompts = self._scatter_prompts(inputs, kwargs) if inputs else None
-        if prompts is None:
+        with self._scattered(inputs, config, kwargs) as (configs, call_kwargs):
             yield from core.batch_as_completed(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
-            )
-            return
-        self._before_scatter(kwargs)
-        configs = get_config_list(config, len(inputs))
-        with _batch.ScatterJob(self, prompts) as job:
-            job.run_sync(self._sync_client(), **self._scatter_settings(configs, kwargs))
-            yield from core.batch_as_completed(
-                inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
+                inputs, configs, return_exceptions=return_exceptions, **call_kwargs
             )
 
     @overload
@@ -237,22 +224,18 @@ class ScatterBatchChatModel(BaseChatModel):
     ) -> AsyncIterator[tuple[int, AIMessage | Exception]]:
         """Async twin of `batch_as_completed`."""
         core: Any = super()
-        prompts = self._scatter_prompts(inputs, kwargs) if inputs else None
-        if prompts is None:
+        async with self._ascattered(inputs, config, kwargs) as (configs, call_kwargs):
             async for item in core.abatch_as_completed(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
+                inputs, configs, return_exceptions=return_exceptions, **call_kwargs
             ):
                 yield item
-            return
-        await self._abefore_scatter(kwargs)
-        configs = get_config_list(config, len(inputs))
-        async with self._async_client() as client:
-            with _batch.ScatterJob(self, prompts) as job:
-                job.start_async(client, **self._scatter_settings(configs, kwargs))
-                try:
-                    async for item in core.abatch_as_completed(
-                        inputs, job.tag(configs), return_exceptions=return_exceptions, **kwargs
-                    ):
-                        yield item
-                finally:
-                    await job.astop()
+
+
+def _no_stream(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call kwargs of scatter items: ``stream=False``, core's public per-call opt-out.
+
+    A scatter item already has its answer on the way, so it must reach ``_generate`` (which
+    waits for it) rather than ``_stream`` (a second task) even when ``streaming=True`` or a
+    streaming callback handler is attached; ``stream=False`` outranks both in core.
+    """
+    return {**kwargs, "stream": False}

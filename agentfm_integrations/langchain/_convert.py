@@ -251,6 +251,13 @@ def to_model_error(exc: agentfm.AgentFMError) -> ModelError:
     return ModelAPIError(str(exc))
 
 
+def raise_if_failed(result: agentfm.ScatterResult) -> None:
+    """Raise a failed scatter item's error as LangChain's (the SDK error as its cause)."""
+    if not result.ok:
+        cause = result.exception or agentfm.TaskExecutionError(result.error or "failed")
+        raise to_model_error(cause) from cause
+
+
 # --------------------------------------------------------------------------------------
 # tool names
 

@@ -103,9 +103,7 @@ def to_turns(messages: Sequence[BaseMessage]) -> list[tc.Turn]:
 
 def tool_spec(tool: Any) -> tc.ToolSpec:
     """A LangChain tool (BaseTool, function, pydantic class or dict) as a `ToolSpec`."""
-    function = convert_to_openai_tool(tool)["function"]
-    parameters = function.get("parameters") or {"type": "object", "properties": {}}
-    return tc.ToolSpec(function["name"], function.get("description", ""), parameters)
+    return tc.openai_tool_spec(convert_to_openai_tool(tool))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 from agentfm import DEFAULT_IDLE_TIMEOUT, redact_url
 from agentfm_integrations._clients import client_kwargs
 from agentfm_integrations._redaction import RedactedGatewayURL
+from agentfm_integrations._tasks import route_kwargs
 from agentfm_integrations._usage import estimate_tokens
 from agentfm_integrations.langchain._convert import PROVIDER
 
@@ -55,6 +56,12 @@ class MeshSettings(RedactedGatewayURL):
             retries=self.max_retries,
             artifacts_dir=Path(self.artifacts_dir) if self.artifacts_dir else None,
             idle_timeout=self.idle_timeout,
+        )
+
+    def _route(self, model: str) -> dict[str, Any]:
+        """The routing keywords of an SDK call to ``model`` (failover, timeout, trust)."""
+        return route_kwargs(
+            model, max_retries=self.max_retries, timeout=self.timeout, min_honesty=self.min_honesty
         )
 
     def settings(self) -> dict[str, Any]:

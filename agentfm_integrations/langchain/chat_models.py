@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -13,23 +11,18 @@ import agentfm
 from agentfm_integrations import _tasks
 from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import AsyncScope, ClientHolder
-from agentfm_integrations.langchain import _batch
+from agentfm_integrations.langchain._batch import lookup
 from agentfm_integrations.langchain._chat_batch import ScatterBatchChatModel
+from agentfm_integrations.langchain._chat_output import ChatCall, ChatStream, Served
 from agentfm_integrations.langchain._convert import (
-    PROVIDER,
-    StopScanner,
-    estimated_usage,
-    response_metadata,
     to_model_error,
     to_prompt,
-    truncate_at_stop,
 )
 from agentfm_integrations.langchain._prompted import (
     SCHEMA_KEY,
     Prompted,
     PromptedStructuredOutput,
     output_schema,
-    tool_chunk,
     tool_spec,
 )
 from agentfm_integrations.langchain._settings import RoutedModel
@@ -44,6 +37,8 @@ if TYPE_CHECKING:
     )
     from langchain_core.language_models import LangSmithParams, LanguageModelInput
     from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGenerationChunk, ChatResult
     from langchain_core.runnables import Runnable, RunnableConfig
     from langchain_core.tools import BaseTool
 
@@ -197,28 +192,31 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         self._prompted_ok[model] = ok
         return ok
 
-    def _check_prompted(self, request: Prompted | None, model: str) -> None:
-        if request is None or self.prompted_tools is True:
-            return
-        if self.prompted_tools is None:
-            ok = self._prompted_ok.get(model)
-            if ok is None:
-                ok = self._prompted_decision(model, self._sync_client().workers.match(model))
-            if ok:
-                return
-        raise self._refuse_prompted(model)
+    def _needs_lookup(self, call: ChatCall) -> bool:
+        """Whether serving ``call`` needs the workers' capabilities (not yet known)."""
+        if call.request is None or self.prompted_tools is True:
+            return False
+        return self.prompted_tools is None and call.model not in self._prompted_ok
 
-    async def _acheck_prompted(self, request: Prompted | None, model: str) -> None:
-        if request is None or self.prompted_tools is True:
-            return
-        if self.prompted_tools is None:
-            ok = self._prompted_ok.get(model)
-            if ok is None:
-                workers = await self._clients().async_.workers.match(model)
-                ok = self._prompted_decision(model, workers)
-            if ok:
-                return
-        raise self._refuse_prompted(model)
+    def _prompted_verdict(self, call: ChatCall) -> ChatCall:
+        if call.request is None or self.prompted_tools is True:
+            return call
+        if self.prompted_tools is None and self._prompted_ok[call.model]:
+            return call
+        raise self._refuse_prompted(call.model)
+
+    def _check_prompted(self, call: ChatCall) -> ChatCall:
+        """Return ``call`` if this model may serve it, else raise (prompted tools off)."""
+        if self._needs_lookup(call):
+            self._prompted_decision(call.model, self._sync_client().workers.match(call.model))
+        return self._prompted_verdict(call)
+
+    async def _acheck_prompted(self, call: ChatCall) -> ChatCall:
+        """Async twin of `_check_prompted`."""
+        if self._needs_lookup(call):
+            workers = await self._clients().async_.workers.match(call.model)
+            self._prompted_decision(call.model, workers)
+        return self._prompted_verdict(call)
 
     @staticmethod
     def _task_prompt(messages: list[BaseMessage], request: Prompted | None) -> str:
@@ -298,142 +296,13 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
             self, bound, target, include_raw=include_raw, max_reasks=max_reasks
         )
 
-    # ---------------------------------------------------------------- helpers
+    # ---------------------------------------------------------------- generation
+
+    def _call(self, stop: list[str] | None, kwargs: dict[str, Any]) -> ChatCall:
+        return ChatCall(self._model(kwargs), self._stop(stop), Prompted.from_kwargs(kwargs))
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
         return stop if stop is not None else self.stop
-
-    def _result(
-        self,
-        *,
-        text: str,
-        prompt: str,
-        model: str,
-        stop: list[str] | None,
-        peer_id: str | None,
-        task_id: str | None,
-        files: Sequence[agentfm.FileRef],
-        attempts: int | None,
-        peers_tried: Sequence[str] | None,
-        request: Prompted | None = None,
-    ) -> ChatResult:
-        text, _ = truncate_at_stop(text, stop)
-        meta = response_metadata(
-            model=model,
-            peer_id=peer_id,
-            task_id=task_id,
-            finish_reason="stop",
-            files=files,
-            attempts=attempts,
-            peers_tried=peers_tried,
-        )
-        if request is None:
-            message = AIMessage(
-                content=text, usage_metadata=estimated_usage(prompt, text), response_metadata=meta
-            )
-        else:
-            content, calls, invalid, info = request.parse(text)
-            meta[PROVIDER].update(info)
-            if calls:
-                meta["finish_reason"] = "tool_calls"
-            message = AIMessage(
-                content=content,
-                tool_calls=calls,
-                invalid_tool_calls=invalid,
-                usage_metadata=estimated_usage(prompt, text),
-                response_metadata=meta,
-            )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _from_scatter(
-        self, job: _batch.ScatterJob, index: int, result: agentfm.ScatterResult, **kw: Any
-    ) -> ChatResult:
-        if not result.ok:
-            cause = result.exception or agentfm.TaskExecutionError(result.error or "failed")
-            raise to_model_error(cause) from cause
-        return self._result(
-            text=result.text,
-            prompt=job.prompts[index],
-            peer_id=result.worker_id,
-            task_id=result.task_id,
-            files=agentfm.describe_files(result.artifacts),
-            attempts=result.attempts,
-            peers_tried=result.peers_tried,
-            **kw,
-        )
-
-    def _from_task(self, result: agentfm.TaskResult, tried: list[str], **kw: Any) -> ChatResult:
-        return self._result(
-            text=result.text,
-            peer_id=result.peer_id,
-            task_id=result.task_id,
-            files=agentfm.describe_files(result.artifacts),
-            attempts=len(tried),
-            peers_tried=tried,
-            **kw,
-        )
-
-    @staticmethod
-    def _last_chunk(
-        *,
-        prompt: str,
-        text: str,
-        model: str,
-        end: _tasks.StreamEnd,
-        files: Sequence[agentfm.FileRef],
-        request: Prompted | None = None,
-        streamed: str = "",
-    ) -> ChatGenerationChunk:
-        # Usage and metadata go on this one chunk only: merging chunks concatenates strings
-        # and adds token counts.
-        meta = response_metadata(
-            model=model,
-            peer_id=end.peer_id,
-            task_id=end.task_id,
-            finish_reason="stop",
-            files=files,
-            attempts=end.attempts,
-            peers_tried=end.peers_tried,
-        )
-        usage = estimated_usage(prompt, text)
-        if request is None:
-            return ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content="", chunk_position="last", usage_metadata=usage, response_metadata=meta
-                )
-            )
-        # A prompted reply is only known once whole: every tool call arrives in this one
-        # chunk, with the text unless a well-formed final answer already streamed.
-        content, calls, invalid, info = request.parse(text)
-        meta[PROVIDER].update(info)
-        if streamed:
-            rest = tc.stream_remainder(streamed, content)
-            if rest is None:
-                # The whole-reply parse is the answer (invoke() returns it), but streamed
-                # text cannot be taken back: say so, and carry the parsed answer here.
-                meta[PROVIDER]["stream_mismatch"] = True
-                meta[PROVIDER]["final_answer"] = content
-            content = rest or ""
-        if calls:
-            meta["finish_reason"] = "tool_calls"
-        return ChatGenerationChunk(
-            message=tool_chunk(
-                content,
-                calls,
-                invalid,
-                chunk_position="last",
-                usage_metadata=usage,
-                response_metadata=meta,
-            )
-        )
-
-    @staticmethod
-    def _text_chunk(text: str) -> ChatGenerationChunk:
-        return ChatGenerationChunk(
-            message=AIMessageChunk(content=text, response_metadata={"model_provider": PROVIDER})
-        )
-
-    # ---------------------------------------------------------------- generation
 
     def _generate(
         self,
@@ -442,34 +311,18 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        model, stop = self._model(kwargs), self._stop(stop)
-        request = Prompted.from_kwargs(kwargs)
-        item = _batch.lookup(self, run_manager)
-        if item is not None:
-            job, index = item
-            try:
-                scattered = job.result(index)
-            except agentfm.AgentFMError as exc:
-                raise to_model_error(exc) from exc
-            return self._from_scatter(
-                job, index, scattered, model=model, stop=stop, request=request
-            )
-        self._check_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
+        call, item = self._call(stop, kwargs), lookup(self, run_manager)
+        if item is None:
+            self._check_prompted(call)
         try:
-            result, tried = _tasks.run_task(
-                self._sync_client(),
-                model=model,
-                prompt=prompt,
-                max_retries=self.max_retries,
-                timeout=self.timeout,
-                min_honesty=self.min_honesty,
-            )
+            if item is not None:  # a scatter item: its answer is on the way
+                job, index = item
+                return call.from_scatter(job.prompts[index], job.result(index))
+            prompt = self._task_prompt(messages, call.request)
+            result = self._sync_client().tasks.run(prompt=prompt, **self._route(call.model))
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._from_task(
-            result, tried, prompt=prompt, model=model, stop=stop, request=request
-        )
+        return call.result(prompt, result.text, Served.of_task(result))
 
     async def _agenerate(
         self,
@@ -478,35 +331,23 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        model, stop = self._model(kwargs), self._stop(stop)
-        request = Prompted.from_kwargs(kwargs)
-        item = _batch.lookup(self, run_manager)
-        if item is not None:
-            job, index = item
-            try:
-                scattered = await job.aresult(index)
-            except agentfm.AgentFMError as exc:
-                raise to_model_error(exc) from exc
-            return self._from_scatter(
-                job, index, scattered, model=model, stop=stop, request=request
-            )
-        await self._acheck_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
+        call, item = self._call(stop, kwargs), lookup(self, run_manager)
+        if item is None:
+            await self._acheck_prompted(call)
         try:
-            async with self._async_client() as client:
-                result, tried = await _tasks.arun_task(
-                    client,
-                    model=model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    min_honesty=self.min_honesty,
-                )
+            if item is not None:
+                job, index = item
+                return call.from_scatter(job.prompts[index], await job.aresult(index))
+            prompt = self._task_prompt(messages, call.request)
+            client = self._clients().async_
+            result = await client.tasks.run(prompt=prompt, **self._route(call.model))
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return self._from_task(
-            result, tried, prompt=prompt, model=model, stop=stop, request=request
-        )
+        return call.result(prompt, result.text, Served.of_task(result))
+
+    def _chat_stream(self, messages: list[BaseMessage], call: ChatCall) -> ChatStream:
+        prompt = self._task_prompt(messages, call.request)
+        return ChatStream(call, prompt, self._route(call.model))
 
     def _stream(
         self,
@@ -515,49 +356,18 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        model, request = self._model(kwargs), Prompted.from_kwargs(kwargs)
-        self._check_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
-        scan = StopScanner(self._stop(stop))
-        answer = _answer_stream(request)
-        client = self._sync_client()
-        emitted: list[str] = []
+        call = self._check_prompted(self._call(stop, kwargs))
+        out, client = self._chat_stream(messages, call), self._sync_client()
         try:
-            for event in _tasks.stream_task(
-                client,
-                model=model,
-                prompt=prompt,
-                max_retries=self.max_retries,
-                timeout=self.timeout,
-                stop_when=lambda: scan.stopped,
-                min_honesty=self.min_honesty,
-            ):
-                if isinstance(event, _tasks.StreamEnd):
-                    end = event
-                    break
-                if text := scan.feed(event):
-                    emitted.append(text)
-                if piece := _streamable(text, request, answer):
-                    chunk = self._text_chunk(piece)
+            for event in _tasks.stream_task(client, **out.task_kwargs):
+                if chunk := out.feed(event):
                     if run_manager is not None:
-                        run_manager.on_llm_new_token(piece, chunk=chunk)
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            files = _stream_files(client.tasks, end)
+            files = client.tasks.collect_artifacts(t) if (t := out.files_task()) else []
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        if tail := scan.flush():
-            emitted.append(tail)
-            if piece := _streamable(tail, request, answer):
-                yield self._text_chunk(piece)
-        yield self._last_chunk(
-            prompt=prompt,
-            text="".join(emitted),
-            model=model,
-            end=end,
-            files=files,
-            request=request,
-            streamed=answer.finish() if answer is not None else "",
-        )
+        yield from out.close(agentfm.describe_files(files))
 
     async def _astream(
         self,
@@ -566,49 +376,19 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        model, request = self._model(kwargs), Prompted.from_kwargs(kwargs)
-        await self._acheck_prompted(request, model)
-        prompt = self._task_prompt(messages, request)
-        scan = StopScanner(self._stop(stop))
-        answer = _answer_stream(request)
-        emitted: list[str] = []
+        call = await self._acheck_prompted(self._call(stop, kwargs))
+        out, client = self._chat_stream(messages, call), self._clients().async_
         try:
-            async with self._async_client() as client:
-                async for event in _tasks.astream_task(
-                    client,
-                    model=model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    stop_when=lambda: scan.stopped,
-                    min_honesty=self.min_honesty,
-                ):
-                    if isinstance(event, _tasks.StreamEnd):
-                        end = event
-                        break
-                    if text := scan.feed(event):
-                        emitted.append(text)
-                    if piece := _streamable(text, request, answer):
-                        chunk = self._text_chunk(piece)
-                        if run_manager is not None:
-                            await run_manager.on_llm_new_token(piece, chunk=chunk)
-                        yield chunk
-                files = await _astream_files(client.tasks, end)
+            async for event in _tasks.astream_task(client, **out.task_kwargs):
+                if chunk := out.feed(event):
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+            files = await client.tasks.collect_artifacts(t) if (t := out.files_task()) else []
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        if tail := scan.flush():
-            emitted.append(tail)
-            if piece := _streamable(tail, request, answer):
-                yield self._text_chunk(piece)
-        yield self._last_chunk(
-            prompt=prompt,
-            text="".join(emitted),
-            model=model,
-            end=end,
-            files=files,
-            request=request,
-            streamed=answer.finish() if answer is not None else "",
-        )
+        for chunk in out.close(agentfm.describe_files(files)):
+            yield chunk
 
     # ---------------------------------------------------------------- scatter batch
 
@@ -616,52 +396,18 @@ class ChatAgentFM(RoutedModel, ScatterBatchChatModel):
         return self._task_prompt(messages, Prompted.from_kwargs(kwargs))
 
     def _before_scatter(self, kwargs: dict[str, Any]) -> None:
-        self._check_prompted(Prompted.from_kwargs(kwargs), self._model(kwargs))
+        self._check_prompted(self._call(None, kwargs))
 
     async def _abefore_scatter(self, kwargs: dict[str, Any]) -> None:
-        await self._acheck_prompted(Prompted.from_kwargs(kwargs), self._model(kwargs))
+        await self._acheck_prompted(self._call(None, kwargs))
 
     def _scatter_settings(
         self, configs: Sequence[RunnableConfig], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         return {
-            "model": self._model(kwargs),
+            **self._route(self._model(kwargs)),
             "max_concurrency": configs[0].get("max_concurrency") or self.scatter_concurrency,
-            "max_retries": self.max_retries,
-            "timeout": self.timeout,
-            "min_honesty": self.min_honesty,
         }
-
-
-def _answer_stream(request: Prompted | None) -> tc.FinalAnswerStream | None:
-    """The final-answer extractor of a tool-calling stream (structured output is parsed whole)."""
-    if request is None or request.schema is not None:
-        return None
-    return tc.FinalAnswerStream()
-
-
-def _streamable(
-    text: str | None, request: Prompted | None, answer: tc.FinalAnswerStream | None
-) -> str:
-    """What of ``text`` streams now: all of it without a reply contract, else only a
-    well-formed final answer's decoded text (the rest is parsed once whole)."""
-    if not text:
-        return ""
-    if request is None:
-        return text
-    return answer.feed(text) if answer is not None else ""
-
-
-def _stream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
-    if not end.files_incoming or not end.task_id:
-        return []
-    return agentfm.describe_files(tasks.collect_artifacts(end.task_id))
-
-
-async def _astream_files(tasks: Any, end: _tasks.StreamEnd) -> list[agentfm.FileRef]:
-    if not end.files_incoming or not end.task_id:
-        return []
-    return agentfm.describe_files(await tasks.collect_artifacts(end.task_id))
 
 
 def _served_by(served: BaseMessage | str) -> str:

@@ -11,6 +11,7 @@ import agentfm
 from agentfm_integrations import _tasks
 from agentfm_integrations.langchain._convert import (
     StopScanner,
+    raise_if_failed,
     to_model_error,
     truncate_at_stop,
 )
@@ -49,43 +50,39 @@ class AgentFMLLM(RoutedModel, BaseLLM):
         return "agentfm"
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        return self._ls_params("llm", stop if stop is not None else self.stop, kwargs)
+        return self._ls_params("llm", self._stop(stop), kwargs)
 
-    def _generation(
-        self, text: str, stop: list[str] | None, info: dict[str, Any]
-    ) -> list[Generation]:
-        text, _ = truncate_at_stop(text, stop if stop is not None else self.stop)
+    def _stop(self, stop: list[str] | None) -> list[str] | None:
+        return stop if stop is not None else self.stop
+
+    def _generation(self, text: str, stop: list[str] | None, **info: Any) -> list[Generation]:
+        text, _ = truncate_at_stop(text, self._stop(stop))
         return [Generation(text=text, generation_info={"finish_reason": "stop", **info})]
 
     def _scatter_result(self, results: list[agentfm.ScatterResult], stop: Any) -> LLMResult:
         generations = []
         for r in results:
-            if not r.ok:
-                cause = r.exception or agentfm.TaskExecutionError(r.error or "failed")
-                raise to_model_error(cause) from cause
-            info = {
-                "peer_id": r.worker_id,
-                "task_id": r.task_id,
-                "files": agentfm.describe_files(r.artifacts),
-            }
-            generations.append(self._generation(r.text, stop, info))
+            raise_if_failed(r)
+            files = agentfm.describe_files(r.artifacts)
+            generations.append(
+                self._generation(r.text, stop, peer_id=r.worker_id, task_id=r.task_id, files=files)
+            )
         return LLMResult(generations=generations)
 
-    def _scatter_args(self, model: str, workers: list[agentfm.WorkerProfile]) -> dict[str, Any]:
-        return {
-            "peer_ids": _tasks.require_peers(model, workers),
-            "max_concurrency": _tasks.mesh_capacity(workers),
-            "max_retries": self.max_retries,
-            "timeout": self.timeout,
-        }
+    def _task_result(self, r: agentfm.TaskResult, stop: list[str] | None) -> LLMResult:
+        files = agentfm.describe_files(r.artifacts)
+        generation = self._generation(
+            r.text, stop, peer_id=r.peer_id, task_id=r.task_id, files=files
+        )
+        return LLMResult(generations=[generation])
 
-    @staticmethod
-    def _info(result: agentfm.TaskResult) -> dict[str, Any]:
-        return {
-            "peer_id": result.peer_id,
-            "task_id": result.task_id,
-            "files": agentfm.describe_files(result.artifacts),
-        }
+    def _scatter_args(
+        self, route: dict[str, Any], workers: list[agentfm.WorkerProfile]
+    ) -> dict[str, Any]:
+        # max_concurrency None: the SDK scatter sizes the batch by the peers' task slots.
+        scatter = {k: v for k, v in route.items() if k != "model"}
+        peers = _tasks.require_peers(route["model"], workers)
+        return {**scatter, "peer_ids": peers, "max_concurrency": None}
 
     def _generate(
         self,
@@ -94,23 +91,17 @@ class AgentFMLLM(RoutedModel, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        model = self._model(kwargs)
+        route = self._route(self._model(kwargs))
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
                 if len(prompts) > 1:
-                    workers = client.workers.match(model)
-                    results = client.tasks.scatter(prompts, **self._scatter_args(model, workers))
+                    workers = client.workers.match(route["model"], min_honesty=self.min_honesty)
+                    results = client.tasks.scatter(prompts, **self._scatter_args(route, workers))
                     return self._scatter_result(results, stop)
-                result, _ = _tasks.run_task(
-                    client,
-                    model=model,
-                    prompt=prompts[0],
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                )
+                result = client.tasks.run(prompt=prompts[0], **route)
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return LLMResult(generations=[self._generation(result.text, stop, self._info(result))])
+        return self._task_result(result, stop)
 
     async def _agenerate(
         self,
@@ -119,25 +110,17 @@ class AgentFMLLM(RoutedModel, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        model = self._model(kwargs)
+        route = self._route(self._model(kwargs))
         try:
-            async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
+            async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as c:
                 if len(prompts) > 1:
-                    workers = await client.workers.match(model)
-                    results = await client.tasks.scatter(
-                        prompts, **self._scatter_args(model, workers)
-                    )
+                    workers = await c.workers.match(route["model"], min_honesty=self.min_honesty)
+                    results = await c.tasks.scatter(prompts, **self._scatter_args(route, workers))
                     return self._scatter_result(results, stop)
-                result, _ = await _tasks.arun_task(
-                    client,
-                    model=model,
-                    prompt=prompts[0],
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                )
+                result = await c.tasks.run(prompt=prompts[0], **route)
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        return LLMResult(generations=[self._generation(result.text, stop, self._info(result))])
+        return self._task_result(result, stop)
 
     def _stream(
         self,
@@ -146,28 +129,19 @@ class AgentFMLLM(RoutedModel, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        scan = StopScanner(stop if stop is not None else self.stop)
+        out, route = _TextStream(self._stop(stop)), self._route(self._model(kwargs))
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
                 for event in _tasks.stream_task(
-                    client,
-                    model=self._model(kwargs),
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    stop_when=lambda: scan.stopped,
+                    client, prompt=prompt, stop_when=out.stopped, **route
                 ):
-                    if isinstance(event, _tasks.StreamEnd):
-                        info = {"peer_id": event.peer_id, "task_id": event.task_id}
-                        break
-                    if text := scan.feed(event):
-                        chunk = GenerationChunk(text=text)
+                    if chunk := out.feed(event):
                         if run_manager is not None:
-                            run_manager.on_llm_new_token(text, chunk=chunk)
+                            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        yield GenerationChunk(text=scan.flush(), generation_info={"finish_reason": "stop", **info})
+        yield out.close()
 
     async def _astream(
         self,
@@ -176,25 +150,40 @@ class AgentFMLLM(RoutedModel, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        scan = StopScanner(stop if stop is not None else self.stop)
+        out, route = _TextStream(self._stop(stop)), self._route(self._model(kwargs))
         try:
-            async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
+            async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as c:
                 async for event in _tasks.astream_task(
-                    client,
-                    model=self._model(kwargs),
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    stop_when=lambda: scan.stopped,
+                    c, prompt=prompt, stop_when=out.stopped, **route
                 ):
-                    if isinstance(event, _tasks.StreamEnd):
-                        info = {"peer_id": event.peer_id, "task_id": event.task_id}
-                        break
-                    if text := scan.feed(event):
-                        chunk = GenerationChunk(text=text)
+                    if chunk := out.feed(event):
                         if run_manager is not None:
-                            await run_manager.on_llm_new_token(text, chunk=chunk)
+                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                         yield chunk
         except agentfm.AgentFMError as exc:
             raise to_model_error(exc) from exc
-        yield GenerationChunk(text=scan.flush(), generation_info={"finish_reason": "stop", **info})
+        yield out.close()
+
+
+class _TextStream:
+    """A streamed completion: stop sequences applied, and who served it once it ended."""
+
+    def __init__(self, stop: list[str] | None) -> None:
+        self._scan = StopScanner(stop)
+        self._info: dict[str, Any] = {}
+
+    def stopped(self) -> bool:
+        return self._scan.stopped
+
+    def feed(self, event: str | _tasks.StreamEnd) -> GenerationChunk | None:
+        """The chunk to emit for the next text piece (None for the end of the task)."""
+        if isinstance(event, _tasks.StreamEnd):
+            self._info = {"peer_id": event.peer_id, "task_id": event.task_id}
+            return None
+        text = self._scan.feed(event)
+        return GenerationChunk(text=text) if text else None
+
+    def close(self) -> GenerationChunk:
+        """The closing chunk: any held-back text, the finish reason and the serving peer."""
+        info = {"finish_reason": "stop", **self._info}
+        return GenerationChunk(text=self._scan.flush(), generation_info=info)

@@ -93,14 +93,7 @@ class AgentFMTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = _tasks.run_task(
-                    client,
-                    model=self.model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    min_honesty=self.min_honesty,
-                )
+                result = client.tasks.run(prompt=prompt, **self._route(self.model))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
         return result.text, _task_artifact(result)
@@ -110,14 +103,7 @@ class AgentFMTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
-                result, _ = await _tasks.arun_task(
-                    client,
-                    model=self.model,
-                    prompt=prompt,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout,
-                    min_honesty=self.min_honesty,
-                )
+                result = await client.tasks.run(prompt=prompt, **self._route(self.model))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
         return result.text, _task_artifact(result)
@@ -151,21 +137,24 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     peer_ids: list[str] | None = None
     """Explicit peers to scatter across."""
     max_concurrency: int | None = None
-    """Scatter parallelism; default: the peers' advertised task slots."""
+    """Scatter parallelism; None: the SDK scatter sizes it by the peers' task slots."""
 
     def _scatter_args(self, workers: list[agentfm.WorkerProfile] | None) -> dict[str, Any]:
         if self.peer_ids:
-            peers, concurrency = list(self.peer_ids), len(self.peer_ids)
+            peers = list(self.peer_ids)
         else:
             peers = _tasks.require_peers(self.model or "", workers or [])
-            concurrency = _tasks.mesh_capacity(workers or [])
         return {
             "peer_ids": peers,
-            "max_concurrency": self.max_concurrency or concurrency,
+            # None: the SDK scatter sizes it by the peers' advertised task slots.
+            "max_concurrency": self.max_concurrency,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
             "min_honesty": self.min_honesty,
         }
+
+    def _match_args(self) -> dict[str, Any]:
+        return {"model": self.model or "", "min_honesty": self.min_honesty}
 
     def _needs_match(self) -> bool:
         if not self.peer_ids and not self.model:
@@ -177,11 +166,8 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             with agentfm.AgentFMClient(**self._sdk_kwargs()) as client:
-                workers = (
-                    client.workers.match(self.model or "", min_honesty=self.min_honesty)
-                    if self._needs_match()
-                    else None
-                )
+                match = self._needs_match()
+                workers = client.workers.match(**self._match_args()) if match else None
                 results = client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
@@ -192,11 +178,8 @@ class AgentFMScatterTool(MeshSettings, BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         try:
             async with agentfm.AsyncAgentFMClient(**self._sdk_kwargs()) as client:
-                workers = (
-                    await client.workers.match(self.model or "", min_honesty=self.min_honesty)
-                    if self._needs_match()
-                    else None
-                )
+                match = self._needs_match()
+                workers = await client.workers.match(**self._match_args()) if match else None
                 results = await client.tasks.scatter(prompts, **self._scatter_args(workers))
         except agentfm.AgentFMError as exc:
             raise _as_tool_error(exc) from exc
@@ -287,7 +270,6 @@ class AgentFMToolkit(MeshSettings, BaseToolkit):
                 AgentFMScatterTool(
                     name=safe_tool_name("agentfm_scatter"),
                     peer_ids=[w.peer_id for w in workers],
-                    max_concurrency=_tasks.mesh_capacity(workers),
                     description=(
                         "Run several independent instructions in parallel across "
                         f"{len(workers)} AgentFM worker(s) "

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
     from llama_index.core.callbacks import CallbackManager
 
-    from agentfm import AgentFMClient, AsyncAgentFMClient, ScatterResult
+    from agentfm import AgentFMClient, AsyncAgentFMClient, ScatterResult, WorkerProfile
     from agentfm_integrations.llama_index._convert import ResponseMeta
 
 dispatcher = get_dispatcher(__name__)
@@ -53,7 +53,7 @@ class BatchMethods:
         timeout: float | None
         max_retries: int
         min_honesty: float | None
-        max_concurrency: int
+        max_concurrency: int | None
         coalesce_window_ms: float | None
         coalesce_max_batch: int
         callback_manager: CallbackManager
@@ -71,36 +71,38 @@ class BatchMethods:
 
     # -- one scatter -------------------------------------------------------------------------
 
+    def _scatter_args(
+        self, model: str, workers: Sequence[WorkerProfile], max_concurrency: int | None
+    ) -> dict[str, Any]:
+        """``scatter_iter`` keywords over the peers matching ``model``.
+
+        ``max_concurrency`` None (and the field None): the SDK sizes the scatter by the peers'
+        advertised task slots.
+        """
+        return {
+            "peer_ids": _tasks.require_peers(model, workers),
+            "max_concurrency": max_concurrency or self.max_concurrency,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "min_honesty": self.min_honesty,
+        }
+
     def _scatter(
         self, model: str, prompts: list[str], max_concurrency: int | None
     ) -> Iterator[ScatterResult]:
         """Yield each item's final result as it completes (one SDK scatter)."""
-        yield from self.client.tasks.scatter_iter(
-            prompts,
-            peer_ids=_tasks.require_peers(
-                model, self.client.workers.match(model, min_honesty=self.min_honesty)
-            ),
-            max_concurrency=max_concurrency or self.max_concurrency,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            min_honesty=self.min_honesty,
-        )
+        workers = self.client.workers.match(model, min_honesty=self.min_honesty)
+        args = self._scatter_args(model, workers, max_concurrency)
+        yield from self.client.tasks.scatter_iter(prompts, **args)
 
     async def _ascatter(
         self, model: str, prompts: list[str], max_concurrency: int | None
     ) -> AsyncIterator[ScatterResult]:
-        """Yield each item's final result as it completes (one SDK scatter)."""
+        """Async twin of `_scatter`."""
         client = self.async_client
-        async for result in client.tasks.scatter_iter(
-            prompts,
-            peer_ids=_tasks.require_peers(
-                model, await client.workers.match(model, min_honesty=self.min_honesty)
-            ),
-            max_concurrency=max_concurrency or self.max_concurrency,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            min_honesty=self.min_honesty,
-        ):
+        workers = await client.workers.match(model, min_honesty=self.min_honesty)
+        args = self._scatter_args(model, workers, max_concurrency)
+        async for result in client.tasks.scatter_iter(prompts, **args):
             yield result
 
     async def _scatter_all(self, model: str, prompts: list[str]) -> list[ScatterResult]:
@@ -125,88 +127,39 @@ class BatchMethods:
 
     # -- per-item tracing ----------------------------------------------------------------------
 
-    def _finish(
-        self, kind: Kind, result: ScatterResult, model: str, trace: ItemTrace, prompt: str
-    ) -> CompletionResponse | ChatResponse | BaseException:
-        if result.status != "success":
-            error = scatter_error(result)
-            trace.failed(error)
-            return error
-        meta = scatter_meta(result, model, describe_files(result.artifacts))
-        response: CompletionResponse | ChatResponse = (
-            completion_response(result.text, meta)
-            if kind == "completion"
-            else chat_response(result.text, meta)
-        )
-        response.additional_kwargs.update(usage_kwargs(prompt, result.text))
-        trace.succeeded(response)
-        return response
-
     def _start(
-        self, kind: Kind, prompts: list[str], chats: Sequence[Sequence[ChatMessage]] | None
-    ) -> list[ItemTrace]:
+        self,
+        kind: Kind,
+        prompts: list[str],
+        chats: Sequence[Sequence[ChatMessage]] | None,
+        model: str | None,
+        max_concurrency: int | None,
+    ) -> _BatchRun | None:
+        """Open one traced LLM call per item (None for an empty batch: nothing to run)."""
+        if not prompts:
+            return None
         payload = self.to_payload()
         if kind == "chat" and chats is not None:
-            return [ItemTrace(self.callback_manager, payload, messages=m) for m in chats]
-        return [ItemTrace(self.callback_manager, payload, prompt=p) for p in prompts]
+            traces = [ItemTrace(self.callback_manager, payload, messages=m) for m in chats]
+        else:
+            traces = [ItemTrace(self.callback_manager, payload, prompt=p) for p in prompts]
+        return _BatchRun(kind, prompts, model or self.model, max_concurrency, traces)
 
-    @staticmethod
-    def _outcome(outputs: list[Any], return_exceptions: bool) -> list[Any]:
-        if not return_exceptions:
-            for item in outputs:
-                if isinstance(item, BaseException):
-                    raise item
-        return outputs
-
-    def _run_batch(
-        self,
-        kind: Kind,
-        prompts: list[str],
-        chats: Sequence[Sequence[ChatMessage]] | None,
-        model: str,
-        max_concurrency: int | None,
-        return_exceptions: bool,
-    ) -> list[Any]:
-        if not prompts:
+    def _run_batch(self, run: _BatchRun | None, return_exceptions: bool) -> list[Any]:
+        if run is None:
             return []
-        traces = self._start(kind, prompts, chats)
-        outputs: list[Any] = [None] * len(prompts)
-        try:
-            for result in self._scatter(model, prompts, max_concurrency):
-                outputs[result.index] = self._finish(
-                    kind, result, model, traces[result.index], prompts[result.index]
-                )
-        except BaseException as exc:
-            for i, trace in enumerate(traces):
-                if outputs[i] is None:
-                    trace.failed(exc)
-            raise
-        return self._outcome(outputs, return_exceptions)
+        with run:
+            for result in self._scatter(run.model, run.prompts, run.max_concurrency):
+                run.take(result)
+        return run.outcome(return_exceptions)
 
-    async def _arun_batch(
-        self,
-        kind: Kind,
-        prompts: list[str],
-        chats: Sequence[Sequence[ChatMessage]] | None,
-        model: str,
-        max_concurrency: int | None,
-        return_exceptions: bool,
-    ) -> list[Any]:
-        if not prompts:
+    async def _arun_batch(self, run: _BatchRun | None, return_exceptions: bool) -> list[Any]:
+        if run is None:
             return []
-        traces = self._start(kind, prompts, chats)
-        outputs: list[Any] = [None] * len(prompts)
-        try:
-            async for result in self._ascatter(model, prompts, max_concurrency):
-                outputs[result.index] = self._finish(
-                    kind, result, model, traces[result.index], prompts[result.index]
-                )
-        except BaseException as exc:
-            for i, trace in enumerate(traces):
-                if outputs[i] is None:
-                    trace.failed(exc)
-            raise
-        return self._outcome(outputs, return_exceptions)
+        with run:
+            async for result in self._ascatter(run.model, run.prompts, run.max_concurrency):
+                run.take(result)
+        return run.outcome(return_exceptions)
 
     # -- public batch methods --------------------------------------------------------------------
 
@@ -250,7 +203,8 @@ class BatchMethods:
         Args:
             prompts: The prompts, sent verbatim (after `completion_to_prompt` unless
                 `formatted`).
-            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
+            max_concurrency: Items in flight at once (default: the `max_concurrency` field,
+                else None: the SDK sizes it by the peers' advertised task slots).
             return_exceptions: Put a failed item's exception in its slot instead of raising
                 the first one.
             formatted: The prompts are already formatted.
@@ -260,9 +214,8 @@ class BatchMethods:
             One response per prompt, in input order.
         """
         texts = [self._completion_prompt(p, formatted) for p in prompts]
-        return self._run_batch(
-            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("completion", texts, None, model, max_concurrency)
+        return self._run_batch(run, return_exceptions)
 
     @overload
     async def abatch_complete(
@@ -301,9 +254,8 @@ class BatchMethods:
         See `batch_complete` for the arguments.
         """
         texts = [self._completion_prompt(p, formatted) for p in prompts]
-        return await self._arun_batch(
-            "completion", texts, None, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("completion", texts, None, model, max_concurrency)
+        return await self._arun_batch(run, return_exceptions)
 
     @overload
     def batch_chat(
@@ -341,7 +293,8 @@ class BatchMethods:
 
         Args:
             batch: The conversations.
-            max_concurrency: Items in flight at once (default: the `max_concurrency` field).
+            max_concurrency: Items in flight at once (default: the `max_concurrency` field,
+                else None: the SDK sizes it by the peers' advertised task slots).
             return_exceptions: Put a failed item's exception in its slot instead of raising
                 the first one.
             model: Route this batch by another model than the field.
@@ -350,9 +303,8 @@ class BatchMethods:
             One response per conversation, in input order.
         """
         prompts = [chat_prompt(messages) for messages in batch]
-        return self._run_batch(
-            "chat", prompts, batch, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("chat", prompts, batch, model, max_concurrency)
+        return self._run_batch(run, return_exceptions)
 
     @overload
     async def abatch_chat(
@@ -388,6 +340,61 @@ class BatchMethods:
         See `batch_chat` for the arguments.
         """
         prompts = [chat_prompt(messages) for messages in batch]
-        return await self._arun_batch(
-            "chat", prompts, batch, model or self.model, max_concurrency, return_exceptions
-        )
+        run = self._start("chat", prompts, batch, model, max_concurrency)
+        return await self._arun_batch(run, return_exceptions)
+
+
+class _BatchRun:
+    """One batch's per-item outcomes and traces, filled as scatter results arrive.
+
+    Used as a context manager: if the scatter itself breaks, every item still open is
+    traced as failed with that error before it propagates.
+    """
+
+    def __init__(
+        self,
+        kind: Kind,
+        prompts: list[str],
+        model: str,
+        max_concurrency: int | None,
+        traces: list[ItemTrace],
+    ) -> None:
+        self._kind = kind
+        self.prompts = prompts
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self._traces = traces
+        self._outputs: list[Any] = [None] * len(prompts)
+
+    def __enter__(self) -> _BatchRun:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            return
+        for output, trace in zip(self._outputs, self._traces, strict=True):
+            if output is None:
+                trace.failed(exc)
+
+    def take(self, result: ScatterResult) -> None:
+        """Close one item with its response, or its error."""
+        trace, prompt = self._traces[result.index], self.prompts[result.index]
+        if result.status != "success":
+            error = scatter_error(result)
+            trace.failed(error)
+            self._outputs[result.index] = error
+            return
+        meta = scatter_meta(result, self.model, describe_files(result.artifacts))
+        wrap = completion_response if self._kind == "completion" else chat_response
+        response: CompletionResponse | ChatResponse = wrap(result.text, meta)
+        response.additional_kwargs.update(usage_kwargs(prompt, result.text))
+        trace.succeeded(response)
+        self._outputs[result.index] = response
+
+    def outcome(self, return_exceptions: bool) -> list[Any]:
+        """The responses in input order; the first error raised unless ``return_exceptions``."""
+        if not return_exceptions:
+            for item in self._outputs:
+                if isinstance(item, BaseException):
+                    raise item
+        return self._outputs

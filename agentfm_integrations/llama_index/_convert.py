@@ -7,7 +7,7 @@ Nothing here touches the network; produced files arrive already described
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -22,9 +22,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from agentfm import FileRef, ScatterResult
+    from agentfm_integrations._tasks import StreamEnd
 
 __all__ = [
     "ResponseMeta",
+    "ResponseT",
+    "TaskResponses",
+    "Wrap",
     "chat_response",
     "completion_response",
     "image_blocks",
@@ -121,17 +125,7 @@ def completion_response(
 
 
 def chat_response(text: str, meta: ResponseMeta, *, delta: str | None = None) -> ChatResponse:
-    """Wrap agent output as an assistant `ChatResponse` carrying its provenance.
-
-    Args:
-        text: The text so far (the whole answer when not streaming).
-        meta: Provenance; `peer_id`, `task_id` and `files` go to `additional_kwargs`,
-            everything to `raw`.
-        delta: The newly streamed piece, when streaming.
-
-    Returns:
-        The response.
-    """
+    """Wrap agent output as an assistant `ChatResponse` (arguments as `completion_response`)."""
     return ChatResponse(
         message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
         delta=delta,
@@ -174,3 +168,38 @@ def scatter_error(result: ScatterResult) -> BaseException:
     if result.exception is not None:
         return result.exception
     return RuntimeError(result.error or f"scatter item {result.index} failed")
+
+
+ResponseT = TypeVar("ResponseT", ChatResponse, CompletionResponse, covariant=True)
+"""A response type, as a wrapper returns it."""
+R = TypeVar("R", ChatResponse, CompletionResponse)
+"""A response type, as `TaskResponses` builds it."""
+
+
+class Wrap(Protocol[ResponseT]):
+    """`chat_response` or `completion_response`: how a task's text becomes a response."""
+
+    def __call__(self, text: str, meta: ResponseMeta, *, delta: str | None = None) -> ResponseT: ...
+
+
+class TaskResponses(Generic[R]):
+    """The responses of one streamed task: the text so far, then the serving peer and files."""
+
+    def __init__(self, model: str, wrap: Wrap[R]) -> None:
+        self._wrap: Wrap[R] = wrap
+        self._text = ""
+        self._meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
+
+    def piece(self, text: str) -> R:
+        """The response for one more piece of text."""
+        self._text += text
+        return self._wrap(self._text, self._meta, delta=text)
+
+    def end(self, end: StreamEnd, files: list[FileRef]) -> R:
+        """The closing response: who served the task, after how many attempts, its files."""
+        self._meta["peer_id"] = end.peer_id
+        self._meta["task_id"] = end.task_id
+        self._meta["attempts"] = end.attempts
+        self._meta["peers_tried"] = list(end.peers_tried)
+        self._meta["files"] = files
+        return self._wrap(self._text, self._meta, delta="")

@@ -74,9 +74,7 @@ def to_turns(messages: Sequence[ChatMessage]) -> list[tc.Turn]:
 
 def tool_spec(tool: BaseTool) -> tc.ToolSpec:
     """A LlamaIndex tool as a `ToolSpec` (its OpenAI function schema)."""
-    function = tool.metadata.to_openai_tool()["function"]
-    parameters = function.get("parameters") or {"type": "object", "properties": {}}
-    return tc.ToolSpec(function["name"], function.get("description", ""), parameters)
+    return tc.openai_tool_spec(tool.metadata.to_openai_tool())
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -37,19 +37,14 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
-    MessageRole,
-    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
-from llama_index.core.llms.llm import ToolSelection
-from llama_index.core.output_parsers.base import OutputParserException
 
 from agentfm import (
     DEFAULT_IDLE_TIMEOUT,
     AgentFMClient,
-    AgentFMError,
     AsyncAgentFMClient,
     CommentReceipt,
     FileRef,
@@ -61,29 +56,26 @@ from agentfm_integrations import _tasks
 from agentfm_integrations import _tool_calling as tc
 from agentfm_integrations._clients import ClientHolder, client_kwargs
 from agentfm_integrations._redaction import RedactedGatewayURL
-from agentfm_integrations.llama_index._batch_methods import BatchMethods, chat_prompt
+from agentfm_integrations.llama_index._batch_methods import BatchMethods
 from agentfm_integrations.llama_index._convert import (
-    ResponseMeta,
+    ResponseT,
+    TaskResponses,
+    Wrap,
     chat_response,
     completion_response,
 )
 from agentfm_integrations.llama_index._prompted import (
-    REQUEST_KEY,
     ToolRequest,
-    prompt_for,
     prompted_response,
-    tool_spec,
     usage_kwargs,
 )
+from agentfm_integrations.llama_index._prompted_methods import PromptedMethods
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Generator, Sequence
 
-    from llama_index.core.prompts import BasePromptTemplate
-    from llama_index.core.tools.types import BaseTool
     from pydantic import BaseModel
 
-    from agentfm import WorkerProfile
     from agentfm_integrations.llama_index._batch import Coalescer
 
     _ModelT = TypeVar("_ModelT", bound=BaseModel)
@@ -97,18 +89,8 @@ agent does not advertise one."""
 DEFAULT_NUM_OUTPUT = 256
 """Output budget reported in `metadata` unless set (LlamaIndex's default)."""
 
-_ResponseT = TypeVar("_ResponseT", ChatResponse, CompletionResponse, covariant=True)
 
-
-class _Wrap(Protocol[_ResponseT]):
-    """`chat_response` or `completion_response`: how a task's text becomes a response."""
-
-    def __call__(
-        self, text: str, meta: ResponseMeta, *, delta: str | None = None
-    ) -> _ResponseT: ...
-
-
-class AgentFM(BatchMethods, RedactedGatewayURL, FunctionCallingLLM):
+class AgentFM(BatchMethods, PromptedMethods, RedactedGatewayURL, FunctionCallingLLM):
     """Use agents on an AgentFM mesh as a LlamaIndex LLM.
 
     Example:
@@ -171,8 +153,11 @@ class AgentFM(BatchMethods, RedactedGatewayURL, FunctionCallingLLM):
         gt=0,
         description="Seconds a chat or completion call waits for files its task announced.",
     )
-    max_concurrency: int = Field(
-        default=8, gt=0, description="Default number of batch items in flight at once."
+    max_concurrency: int | None = Field(
+        default=None,
+        gt=0,
+        description="Batch items in flight at once; None: the SDK scatter sizes it by the "
+        "matched peers' advertised task slots.",
     )
     coalesce_window_ms: float | None = Field(
         default=None,
@@ -304,216 +289,6 @@ class AgentFM(BatchMethods, RedactedGatewayURL, FunctionCallingLLM):
             await coalescer.aclose()
         await self._holder().aclose()
 
-    # -- prompted tool calling ---------------------------------------------------------------
-
-    def _decide(self, workers: Sequence[WorkerProfile]) -> bool:
-        return bool(workers) and all(
-            tc.advertises_prompted_tools(w.agent_capability, w.model) for w in workers
-        )
-
-    def _prompted_enabled(self) -> bool:
-        """Whether prompted tools are on: the flag, else what the matching workers advertise.
-
-        The lookup runs once; when the gateway cannot be asked, the answer is False (not
-        confirmed) and is asked again next time.
-        """
-        if self.prompted_tools is not None:
-            return self.prompted_tools
-        if self._prompted_ok is None:
-            try:
-                # One quick probe (no retries): metadata is read often, also offline.
-                with self.client.with_options(retries=0) as probe:
-                    self._prompted_ok = self._decide(probe.workers.match(self.model))
-            except AgentFMError:
-                return False
-        return self._prompted_ok
-
-    async def _aprompted_enabled(self) -> bool:
-        if self.prompted_tools is not None or self._prompted_ok is not None:
-            return self._prompted_enabled()
-        try:
-            async with self.async_client.with_options(retries=0) as probe:
-                self._prompted_ok = self._decide(await probe.workers.match(self.model))
-        except AgentFMError:
-            return False
-        return self._prompted_ok
-
-    def _refusal(self) -> ValueError:
-        return ValueError(
-            f"prompted tool calling / structured output is off for model {self.model!r}: its "
-            "workers do not advertise an instruction-following LLM (capability such as "
-            "'tool-calling' or 'llm'). Pass prompted_tools=True to AgentFM if they are one."
-        )
-
-    def _prepare_chat_with_tools(
-        self,
-        tools: Sequence[BaseTool],
-        user_msg: str | ChatMessage | None = None,
-        chat_history: list[ChatMessage] | None = None,
-        verbose: bool = False,
-        allow_parallel_tool_calls: bool = False,
-        tool_required: bool = False,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """Put the tools and the tool choice into the chat kwargs (rendered per call)."""
-        del verbose
-        specs = [tool_spec(t) for t in tools]
-        choice = tc.normalize_tool_choice(kwargs.pop("tool_choice", None), specs)
-        if tool_required and choice.mode == "auto":
-            choice = tc.Choice("required")
-        messages = list(chat_history or [])
-        if isinstance(user_msg, str):
-            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
-        elif user_msg is not None:
-            messages.append(user_msg)
-        request = ToolRequest(specs, choice, allow_parallel_tool_calls) if specs else None
-        return {"messages": messages, REQUEST_KEY: request, **kwargs}
-
-    def get_tool_calls_from_response(
-        self,
-        response: ChatResponse,
-        error_on_no_tool_call: bool = True,
-        **kwargs: Any,
-    ) -> list[ToolSelection]:
-        """The validated tool calls of a prompted reply, as `ToolSelection`s.
-
-        Raises:
-            ValueError: there is none and ``error_on_no_tool_call`` is set; the message
-                lists the invalid calls, if the model attempted any.
-        """
-        selections = [
-            ToolSelection(
-                tool_id=block.tool_call_id or tc.new_call_id(),
-                tool_name=block.tool_name,
-                tool_kwargs=block.tool_kwargs if isinstance(block.tool_kwargs, dict) else {},
-            )
-            for block in response.message.blocks
-            if isinstance(block, ToolCallBlock)
-        ]
-        if not selections and error_on_no_tool_call:
-            invalid = response.additional_kwargs.get("invalid_tool_calls") or []
-            detail = "; ".join(f"{c['name']}: {c['error']}" for c in invalid)
-            raise ValueError(
-                "expected at least one tool call" + (f" (invalid: {detail})" if detail else "")
-            )
-        return selections
-
-    def _request(self, kwargs: dict[str, Any]) -> ToolRequest | tc.OutputSchema | None:
-        request = kwargs.pop(REQUEST_KEY, None)
-        if request is not None and not self._prompted_enabled():
-            raise self._refusal()
-        return request  # type: ignore[no-any-return]
-
-    async def _arequest(self, kwargs: dict[str, Any]) -> ToolRequest | tc.OutputSchema | None:
-        request = kwargs.pop(REQUEST_KEY, None)
-        if request is not None and not await self._aprompted_enabled():
-            raise self._refusal()
-        return request  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _prompt(
-        messages: Sequence[ChatMessage], request: ToolRequest | tc.OutputSchema | None
-    ) -> str:
-        return chat_prompt(messages) if request is None else prompt_for(messages, request)
-
-    # -- structured output -------------------------------------------------------------------
-
-    def _structured_schema(self, output_cls: type[_ModelT]) -> tc.OutputSchema:
-        if not self._prompted_enabled():
-            raise self._refusal()
-        return tc.OutputSchema(
-            output_cls.__name__, output_cls.model_json_schema(), output_cls.model_validate
-        )
-
-    def _structured_failed(
-        self, schema: tc.OutputSchema, error: tc.StructuredOutputError
-    ) -> Exception:
-        return OutputParserException(
-            f"no valid {schema.name!r} after {self.max_reasks + 1} attempt(s): {error}\n"
-            f"last reply: {error.raw!r}"
-        )
-
-    @staticmethod
-    def _reask(
-        messages: list[ChatMessage], reply: str, error: tc.StructuredOutputError
-    ) -> list[ChatMessage]:
-        return [
-            *messages,
-            ChatMessage(role=MessageRole.ASSISTANT, content=reply),
-            ChatMessage(role=MessageRole.USER, content=tc.correction_text(str(error))),
-        ]
-
-    def structured_predict(
-        self,
-        output_cls: type[_ModelT],
-        prompt: BasePromptTemplate,
-        llm_kwargs: dict[str, Any] | None = None,
-        **prompt_args: Any,
-    ) -> _ModelT:
-        """Answer with a validated ``output_cls``; re-ask an invalid answer with its error.
-
-        Each re-ask is a new task; after ``max_reasks`` of them LlamaIndex's
-        `OutputParserException` is raised. `as_structured_llm` goes through here too.
-        """
-        schema = self._structured_schema(output_cls)
-        messages = prompt.format_messages(llm=self, **prompt_args)
-        for attempt in range(self.max_reasks + 1):
-            reply = self.chat(messages, **{**(llm_kwargs or {}), REQUEST_KEY: schema})
-            text = reply.message.content or ""
-            try:
-                return tc.parse_structured(text, schema)  # type: ignore[no-any-return]
-            except tc.StructuredOutputError as exc:
-                if attempt == self.max_reasks:
-                    raise self._structured_failed(schema, exc) from exc
-                messages = self._reask(messages, text, exc)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def astructured_predict(
-        self,
-        output_cls: type[_ModelT],
-        prompt: BasePromptTemplate,
-        llm_kwargs: dict[str, Any] | None = None,
-        **prompt_args: Any,
-    ) -> _ModelT:
-        """Async twin of `structured_predict`."""
-        schema = self._structured_schema(output_cls)
-        messages = prompt.format_messages(llm=self, **prompt_args)
-        for attempt in range(self.max_reasks + 1):
-            reply = await self.achat(messages, **{**(llm_kwargs or {}), REQUEST_KEY: schema})
-            text = reply.message.content or ""
-            try:
-                return tc.parse_structured(text, schema)  # type: ignore[no-any-return]
-            except tc.StructuredOutputError as exc:
-                if attempt == self.max_reasks:
-                    raise self._structured_failed(schema, exc) from exc
-                messages = self._reask(messages, text, exc)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def stream_structured_predict(
-        self,
-        output_cls: type[_ModelT],
-        prompt: BasePromptTemplate,
-        llm_kwargs: dict[str, Any] | None = None,
-        **prompt_args: Any,
-    ) -> Generator[_ModelT, None, None]:
-        """Yield the validated object once (a partial object would not validate)."""
-        yield self.structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
-
-    async def astream_structured_predict(
-        self,
-        output_cls: type[_ModelT],
-        prompt: BasePromptTemplate,
-        llm_kwargs: dict[str, Any] | None = None,
-        **prompt_args: Any,
-    ) -> AsyncGenerator[_ModelT, None]:
-        """Async twin of `stream_structured_predict` (await it, then iterate)."""
-        result = await self.astructured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
-
-        async def once() -> AsyncGenerator[_ModelT, None]:
-            yield result
-
-        return once()
-
     # -- one task on the native route ----------------------------------------------------------
 
     def _route(self, kwargs: dict[str, Any]) -> str:
@@ -546,70 +321,54 @@ class AgentFM(BatchMethods, RedactedGatewayURL, FunctionCallingLLM):
         files = await tasks.collect_artifacts(task_id, timeout=self.artifact_timeout)
         return describe_files(files)
 
+    def _task_route(self, model: str) -> dict[str, Any]:
+        return _tasks.route_kwargs(
+            model, max_retries=self.max_retries, timeout=self.timeout, min_honesty=self.min_honesty
+        )
+
     def _iter_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> Generator[_ResponseT, None, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> Generator[ResponseT, None, None]:
         """Stream one task as responses: one per text piece, then one carrying the files."""
-        meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
-        text = ""
-        for event in _tasks.stream_task(
-            self.client,
-            model=model,
-            prompt=prompt,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            min_honesty=self.min_honesty,
-        ):
+        out = TaskResponses(model, wrap)
+        for event in _tasks.stream_task(self.client, prompt=prompt, **self._task_route(model)):
             if isinstance(event, _tasks.StreamEnd):
-                _served(meta, event)
-                meta["files"] = self._files(event)
-                yield wrap(text, meta, delta="")
+                yield out.end(event, self._files(event))
             else:
-                text += event
-                yield wrap(text, meta, delta=event)
+                yield out.piece(event)
 
     async def _aiter_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> AsyncGenerator[_ResponseT, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> AsyncGenerator[ResponseT, None]:
         """Async twin of `_iter_task`."""
-        meta = ResponseMeta(model=model, peer_id=None, task_id=None, files=[], route="task")
-        text = ""
-        async for event in _tasks.astream_task(
-            self.async_client,
-            model=model,
-            prompt=prompt,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-            min_honesty=self.min_honesty,
-        ):
+        out = TaskResponses(model, wrap)
+        route = self._task_route(model)
+        async for event in _tasks.astream_task(self.async_client, prompt=prompt, **route):
             if isinstance(event, _tasks.StreamEnd):
-                _served(meta, event)
-                meta["files"] = await self._afiles(event)
-                yield wrap(text, meta, delta="")
+                yield out.end(event, await self._afiles(event))
             else:
-                text += event
-                yield wrap(text, meta, delta=event)
+                yield out.piece(event)
 
-    def _run_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
+    def _run_task(self, prompt: str, model: str, wrap: Wrap[ResponseT]) -> ResponseT:
         *_, last = self._iter_task(prompt, model, wrap)
         last.delta = None
         return _with_usage(last, prompt)
 
-    async def _arun_task(self, prompt: str, model: str, wrap: _Wrap[_ResponseT]) -> _ResponseT:
+    async def _arun_task(self, prompt: str, model: str, wrap: Wrap[ResponseT]) -> ResponseT:
         last = [r async for r in self._aiter_task(prompt, model, wrap)][-1]
         last.delta = None
         return _with_usage(last, prompt)
 
     def _stream_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> Generator[_ResponseT, None, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> Generator[ResponseT, None, None]:
         for response in self._iter_task(prompt, model, wrap):
             # The closing response (empty delta, after the task ended) carries the usage.
             yield _with_usage(response, prompt) if response.delta == "" else response
 
     async def _astream_task(
-        self, prompt: str, model: str, wrap: _Wrap[_ResponseT]
-    ) -> AsyncGenerator[_ResponseT, None]:
+        self, prompt: str, model: str, wrap: Wrap[ResponseT]
+    ) -> AsyncGenerator[ResponseT, None]:
         async for response in self._aiter_task(prompt, model, wrap):
             yield _with_usage(response, prompt) if response.delta == "" else response
 
@@ -711,19 +470,11 @@ class AgentFM(BatchMethods, RedactedGatewayURL, FunctionCallingLLM):
         return self._astream_task(text, self._route(kwargs), completion_response)
 
 
-def _with_usage(response: _ResponseT, prompt: str) -> _ResponseT:
+def _with_usage(response: ResponseT, prompt: str) -> ResponseT:
     """Add the estimated token counts (``usage_estimated`` is True: the gateway counts none)."""
     text = response.message.content if isinstance(response, ChatResponse) else response.text
     response.additional_kwargs.update(usage_kwargs(prompt, text or ""))
     return response
-
-
-def _served(meta: ResponseMeta, end: _tasks.StreamEnd) -> None:
-    """Record which peer served a streamed task, and after how many attempts."""
-    meta["peer_id"] = end.peer_id
-    meta["task_id"] = end.task_id
-    meta["attempts"] = end.attempts
-    meta["peers_tried"] = list(end.peers_tried)
 
 
 def _served_by(served: ChatResponse | CompletionResponse | str) -> str:

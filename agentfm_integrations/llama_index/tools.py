@@ -169,7 +169,7 @@ class AgentFMToolSpec(BaseToolSpec):
         api_key: str | None = None,
         timeout: float | None = None,
         artifacts_dir: str | None = None,
-        max_concurrency: int = 8,
+        max_concurrency: int | None = None,
         client: AgentFMClient | None = None,
         async_client: AsyncAgentFMClient | None = None,
     ) -> None:
@@ -180,7 +180,8 @@ class AgentFMToolSpec(BaseToolSpec):
             api_key: Bearer key; None reads `AGENTFM_API_KEY`.
             timeout: Per-task timeout in seconds; None waits for the agent.
             artifacts_dir: Where artifact files are extracted; None uses the SDK default.
-            max_concurrency: Scatter items in flight at once.
+            max_concurrency: Scatter items in flight at once; None: the SDK scatter
+                sizes it by the matched peers' advertised task slots.
             client: A sync SDK client to use instead of building one.
             async_client: An async SDK client to use instead of building one per loop.
         """

@@ -13,6 +13,7 @@ import pytest
 
 import agentfm
 from agentfm import _routing
+from agentfm._defaults import scatter_concurrency
 from agentfm._scatter import is_redispatchable
 from agentfm_integrations import _tasks
 from agentfm_integrations._clients import client_kwargs
@@ -58,7 +59,7 @@ def test_failover_policy() -> None:
     with pytest.raises(agentfm.ModelNotFoundError) as info:
         _tasks.require_peers("nope", [])
     assert info.value.code == "model_not_found"
-    assert _tasks.mesh_capacity([_worker("a", 0, 4), _worker("b", 0, 0)]) == 5
+    assert scatter_concurrency(["a", "b"], [_worker("a", 0, 4), _worker("b", 0, 0)]) == 5
 
 
 @pytest.mark.parametrize(

@@ -429,13 +429,14 @@ def _last_chunk_after(reply: str) -> tuple[str, AIMessageChunk]:
     """Feed a reply through the extractor and build the last chunk as `_stream` does."""
     from agentfm_integrations import _tool_calling as tc
     from agentfm_integrations._tasks import StreamEnd
+    from agentfm_integrations.langchain._chat_output import last_chunk
     from agentfm_integrations.langchain._prompted import Prompted
 
     request = Prompted.from_kwargs({"tools": [magic]})
     assert request is not None
     answer = tc.FinalAnswerStream()
     streamed = answer.feed(reply)
-    last = ChatAgentFM._last_chunk(
+    last = last_chunk(
         prompt="p",
         text=reply,
         model="planner",
