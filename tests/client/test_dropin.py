@@ -24,7 +24,7 @@ from agentfm import (
     WorkerStreamError,
     WorkerUnreachableError,
 )
-from agentfm.resources.tasks import use_fast_path
+from agentfm.resources._task_scatter import use_fast_path
 from tests.helpers import call, collect
 
 if TYPE_CHECKING:

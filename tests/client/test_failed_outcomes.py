@@ -153,7 +153,7 @@ async def test_scatter_gives_one_failed_result_per_input(
     fclient: Any, failing_mesh: EmbeddedMesh, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     if path == "httpx":
-        monkeypatch.setattr("agentfm.resources.tasks.supports", lambda url, **_: False)
+        monkeypatch.setattr("agentfm.resources._task_scatter.supports", lambda url, **_: False)
     for kind in KINDS:
         peer = failing_mesh.peer_id(kind)
         prompts = [f"p{i}" for i in range(5)]

@@ -117,5 +117,5 @@ async def scatter_client(
 def transport_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run scatter over its lean connection pool, then over the regular httpx client."""
     if request.param == "httpx":
-        monkeypatch.setattr("agentfm.resources.tasks.supports", lambda url, **_: False)
+        monkeypatch.setattr("agentfm.resources._task_scatter.supports", lambda url, **_: False)
     return str(request.param)
