@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIENT_DEFAULT",
     "TaskBody",
+    "arguments",
     "direct_stream",
     "idle_or_default",
     "routed_stream_flow",
@@ -73,6 +74,15 @@ class _ClientDefault:
 
 CLIENT_DEFAULT: Any = _ClientDefault()
 """``idle_timeout=`` left out: the client's ``idle_timeout`` applies."""
+
+
+def arguments(method_locals: dict[str, Any]) -> dict[str, Any]:
+    """A public method's arguments as keywords: its ``locals()``, taken first thing, less self.
+
+    The sync and the async twin of a method hand their arguments on this way, to a
+    function whose parameters bear the same names, so neither twin can drop or swap one.
+    """
+    return {name: value for name, value in method_locals.items() if name != "self"}
 
 
 def idle_or_default(idle_timeout: float | None, client_idle: float | None) -> float | None:
@@ -280,6 +290,7 @@ def _run_try(one: _Try, kwargs: dict[str, Any]) -> Flow[TaskResult]:
 
 
 def run_call(
+    *,
     worker_id: str | None,
     prompt: str,
     artifact_timeout: float,

@@ -40,44 +40,51 @@ from agentfm._streaming import StreamState
 from agentfm._task_flows import TaskBody, check_routed, direct_stream, routed_stream_flow
 from agentfm._validation import mint_task_id
 from agentfm.exceptions import AgentFMError
-from agentfm.resources._task_scatter import _run_kwargs, attempt_flow, scheduler_flow
+from agentfm.resources._task_scatter import (
+    FastPathClient,
+    ScatterCall,
+    _FastAttempt,
+    _run_kwargs,
+    attempt_flow,
+    scatter_call,
+    scheduler_flow,
+    use_fast_path,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
     from contextlib import AbstractAsyncContextManager, AbstractContextManager
     from pathlib import Path
 
     import httpx
 
     from agentfm._base_client import RequestSpec
-    from agentfm._scatter import AttemptOutcome, Dispatch, ProgressCallback
+    from agentfm._scatter import AttemptOutcome, Dispatch
     from agentfm._streaming import AsyncTaskStream, TaskStream
     from agentfm.artifacts import ArtifactManager
     from agentfm.models import ScatterResult, TaskChunk, TaskResult, WorkerProfile
-    from agentfm.resources._task_scatter import _FastAttempt
 
 __all__ = ["AsyncTaskClient", "AsyncTaskDriver", "SyncTaskClient", "SyncTaskDriver"]
 
 R = TypeVar("R")
 
 
-class _ClientConfig(Protocol):
-    timeout: httpx.Timeout
-    idle_timeout: float | None
-    max_output_bytes: int | None
-    artifacts: ArtifactManager | None
+class _ClientConfig(FastPathClient, Protocol):
+    @property
+    def idle_timeout(self) -> float | None: ...
+    @property
+    def artifacts(self) -> ArtifactManager | None: ...
+
     _artifact_route_missing: bool
 
 
 class _SyncWorkers(Protocol):
     def _fetch(self) -> list[WorkerProfile]: ...
-
     def match(self, model: str, *, min_honesty: float | None = None) -> list[WorkerProfile]: ...
 
 
 class _AsyncWorkers(Protocol):
     async def _fetch(self) -> list[WorkerProfile]: ...
-
     async def match(
         self, model: str, *, min_honesty: float | None = None
     ) -> list[WorkerProfile]: ...
@@ -88,11 +95,8 @@ class SyncTaskClient(_ClientConfig, Protocol):
 
     @property
     def workers(self) -> _SyncWorkers: ...
-
     def _request_json(self, spec: RequestSpec) -> Any: ...
-
     def _open_stream(self, spec: RequestSpec) -> AbstractContextManager[httpx.Response]: ...
-
     def _iter_body(self, response: httpx.Response, timeout: float | None) -> Iterator[bytes]: ...
 
 
@@ -101,32 +105,28 @@ class AsyncTaskClient(_ClientConfig, Protocol):
 
     @property
     def workers(self) -> _AsyncWorkers: ...
-
     async def _request_json(self, spec: RequestSpec) -> Any: ...
-
     def _open_stream(self, spec: RequestSpec) -> AbstractAsyncContextManager[httpx.Response]: ...
-
     def _iter_body(
         self, response: httpx.Response, timeout: float | None
     ) -> AsyncIterator[bytes]: ...
 
 
 class _TaskDriver:
-    """What both drivers share: the flow or stream source of a call's arguments."""
+    """What both drivers share: the flow or the stream source of a call's arguments."""
 
     _client: _ClientConfig
     _drive: Callable[[Flow[None]], Any]
     _chunks: Callable[[RequestSpec, float | None, StreamState], Any]
-    # The fast-path attempt of a scatter, when `use_fast_path` allows it (in `Tasks`).
-    _fast_attempt: Callable[[float | None, float | None], _FastAttempt | None]
 
     def _stream_source(
         self,
+        *,
         worker_id: str | None,
-        peer_id: str | None,
         prompt: str,
         task_id: str | None,
         timeout: float | None,
+        peer_id: str | None,
         feedback: str | None,
         feedback_rating: float | None,
         idle_timeout: float | None,
@@ -170,15 +170,20 @@ class _TaskDriver:
             timeout=timeout,
         )
 
+    def _scatter_call(self, **arguments: Any) -> ScatterCall:
+        return scatter_call(**arguments, client_idle=self._client.idle_timeout)
+
 
 class SyncTaskDriver(_TaskDriver):
     """Perform task flows with the sync client."""
 
-    _client: SyncTaskClient
     # The public methods of `Tasks`, looked up on the instance (a test may replace them).
     run: Callable[..., TaskResult]
     stream: Callable[..., TaskStream[TaskChunk]]
     collect_artifacts: Callable[..., list[Path]]
+
+    def __init__(self, client: SyncTaskClient) -> None:
+        self._client: SyncTaskClient = client
 
     def _run_flow(self, flow: Flow[R]) -> R:
         pump = Pump(flow)
@@ -261,35 +266,21 @@ class SyncTaskDriver(_TaskDriver):
                 raise body.failed(exc) from exc.__cause__
         yield from body.end()
 
-    def _scatter_iter(
-        self,
-        prompts: Sequence[str],
-        peers: list[str],
-        max_concurrency: int,
-        max_retries: int,
-        timeout: float | None,
-        on_progress: ProgressCallback | None,
-        hedge: bool,
-        min_honesty: float | None = None,
-        *,
-        idle: float | None = None,
-    ) -> Iterator[ScatterResult]:
-        if not prompts:
+    def _scatter_iter(self, call: ScatterCall) -> Iterator[ScatterResult]:
+        if not call.prompts:
             return
-        flow = scheduler_flow(prompts, peers, max_concurrency, max_retries, hedge, min_honesty)
-        scheduler = self._run_flow(flow)
-        if (fast := self._fast_attempt(timeout, idle)) is not None:
+        scheduler = self._run_flow(scheduler_flow(call))
+        if use_fast_path(self._client):
+            fast = _FastAttempt(self._client, call.timeout, self._collect_in_thread, call.idle)
             yield from run_sync(
-                scheduler, on_progress=on_progress, async_attempt=fast, on_close=fast.close
+                scheduler, on_progress=call.on_progress, async_attempt=fast, on_close=fast.close
             )
         else:
-            yield from run_sync(scheduler, lambda d: self._attempt(d, timeout, idle), on_progress)
+            yield from run_sync(scheduler, functools.partial(self._attempt, call), call.on_progress)
 
-    def _attempt(
-        self, dispatch: Dispatch, timeout: float | None, idle: float | None = None
-    ) -> AttemptOutcome:
+    def _attempt(self, call: ScatterCall, dispatch: Dispatch) -> AttemptOutcome:
         task_id = mint_task_id()
-        kwargs = _run_kwargs(self, dispatch, task_id, timeout, idle)
+        kwargs = _run_kwargs(self, dispatch, task_id, call.timeout, call.idle)
         return self._run_flow(attempt_flow(task_id, kwargs))
 
     async def _collect_in_thread(self, task_id: str) -> list[Path]:
@@ -299,11 +290,13 @@ class SyncTaskDriver(_TaskDriver):
 class AsyncTaskDriver(_TaskDriver):
     """Perform task flows with the async client."""
 
-    _client: AsyncTaskClient
     # The public methods of `AsyncTasks`, looked up on the instance (a test may replace them).
     run: Callable[..., Awaitable[TaskResult]]
     stream: Callable[..., AsyncTaskStream[TaskChunk]]
     collect_artifacts: Callable[..., Awaitable[list[Path]]]
+
+    def __init__(self, client: AsyncTaskClient) -> None:
+        self._client: AsyncTaskClient = client
 
     async def _run_flow(self, flow: Flow[R]) -> R:
         pump = Pump(flow)
@@ -391,33 +384,20 @@ class AsyncTaskDriver(_TaskDriver):
         for chunk in body.end():
             yield chunk
 
-    async def _scatter_iter(
-        self,
-        prompts: Sequence[str],
-        peers: list[str],
-        max_concurrency: int,
-        max_retries: int,
-        timeout: float | None,
-        on_progress: ProgressCallback | None,
-        hedge: bool,
-        min_honesty: float | None = None,
-        *,
-        idle: float | None = None,
-    ) -> AsyncIterator[ScatterResult]:
-        if not prompts:
+    async def _scatter_iter(self, call: ScatterCall) -> AsyncIterator[ScatterResult]:
+        if not call.prompts:
             return
-        flow = scheduler_flow(prompts, peers, max_concurrency, max_retries, hedge, min_honesty)
-        scheduler = await self._run_flow(flow)
-        if (fast := self._fast_attempt(timeout, idle)) is not None:
-            results = run_async(scheduler, fast, on_progress, on_close=fast.close)
+        scheduler = await self._run_flow(scheduler_flow(call))
+        if use_fast_path(self._client):
+            fast = _FastAttempt(self._client, call.timeout, self.collect_artifacts, call.idle)
+            results = run_async(scheduler, fast, call.on_progress, on_close=fast.close)
         else:
-            results = run_async(scheduler, lambda d: self._attempt(d, timeout, idle), on_progress)
+            attempt = functools.partial(self._attempt, call)
+            results = run_async(scheduler, attempt, call.on_progress)
         async for result in results:
             yield result
 
-    async def _attempt(
-        self, dispatch: Dispatch, timeout: float | None, idle: float | None = None
-    ) -> AttemptOutcome:
+    async def _attempt(self, call: ScatterCall, dispatch: Dispatch) -> AttemptOutcome:
         task_id = mint_task_id()
-        kwargs = _run_kwargs(self, dispatch, task_id, timeout, idle)
+        kwargs = _run_kwargs(self, dispatch, task_id, call.timeout, call.idle)
         return await self._run_flow(attempt_flow(task_id, kwargs))

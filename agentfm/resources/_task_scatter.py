@@ -3,22 +3,25 @@
 `scheduler_flow`, `attempt_flow` and `model_peers_flow` are flows (`agentfm._flow`) the
 two drivers of `agentfm.resources._task_drivers` perform. The block from
 `_transport_patched` to `_FastAttempt` is the scatter fast path over `ExecutePool`
-(whether to use it, and one attempt through it).
+(whether to use it, and one attempt through it); `FastPathClient` is what it reads of the
+client.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from agentfm._base_client import RequestSpec
 from agentfm._execute_pool import ExecutePool, supports
-from agentfm._flow import FetchWorkers, Flow, RunTask, Sleep
+from agentfm._flow import FetchWorkers, Flow, MatchWorkers, RunTask, Sleep
 from agentfm._poll import poll_until
 from agentfm._scatter import AttemptOutcome, Dispatch, ScatterScheduler
 from agentfm._streaming import strip_failure_line
+from agentfm._task_flows import idle_or_default
 from agentfm._transport import AsyncShardedTransport, ShardedTransport
 from agentfm._trust import require_min_honesty, trusted_peer_ids
 from agentfm._validation import (
@@ -35,27 +38,21 @@ from agentfm.exceptions import (
     NoWorkerForModelError,
     TaskFailedError,
 )
-from agentfm.models import TaskResult, WorkerProfile
-from agentfm.resources.workers import match_workers
+from agentfm.models import ScatterProgress, ScatterResult, TaskResult, WorkerProfile
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
-
-    class _Runs(Protocol):
-        def run(self, *args: Any, **kwargs: Any) -> Any: ...
-
-    # All the fast path reads of ``client.tasks`` is its ``run``; importing the classes
-    # from `agentfm.resources.tasks` would close an import circle.
-    Tasks: TypeAlias = _Runs
-    AsyncTasks: TypeAlias = _Runs
+    import httpx
 
 __all__ = [
+    "FastPathClient",
     "Pick",
+    "ScatterCall",
     "attempt_flow",
-    "check_scatter",
+    "in_input_order",
     "model_peers_flow",
+    "scatter_call",
     "scheduler_flow",
     "use_fast_path",
 ]
@@ -63,11 +60,47 @@ __all__ = [
 log = logging.getLogger("agentfm.tasks")
 
 Pick = Callable[[list[WorkerProfile]], list[WorkerProfile]]
+ProgressCallback = Callable[[ScatterProgress], None]
 
 _WORKER_POLL_INTERVAL = 1.0  # scatter_by_model re-reads telemetry this often while it waits
 
 
-def check_prompts(prompts: Sequence[str]) -> None:
+class _Runs(Protocol):
+    def run(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class FastPathClient(Protocol):
+    """What the fast path reads of a client (sync or async)."""
+
+    @property
+    def gateway_url(self) -> str: ...
+    @property
+    def timeout(self) -> httpx.Timeout: ...
+    @property
+    def max_connections(self) -> int | None: ...
+    @property
+    def max_output_bytes(self) -> int | None: ...
+    @property
+    def tasks(self) -> _Runs: ...
+    @property
+    def _proxy(self) -> httpx.Proxy | None: ...
+    @property
+    def _injected_http(self) -> bool: ...
+    @property
+    def _http(self) -> object: ...
+    @property
+    def _auth_headers(self) -> dict[str, str]: ...
+
+
+# The names the fast path's annotations use. Importing the real classes would close an
+# import circle through `agentfm._client` and `agentfm.resources.tasks`.
+AgentFMClient: TypeAlias = FastPathClient
+AsyncAgentFMClient: TypeAlias = FastPathClient
+Tasks: TypeAlias = _Runs
+AsyncTasks: TypeAlias = _Runs
+
+
+def _check_prompts(prompts: Sequence[str]) -> None:
     """Refuse one string in place of a sequence, and any invalid prompt."""
     if isinstance(prompts, str):
         raise InvalidRequestError(
@@ -77,29 +110,56 @@ def check_prompts(prompts: Sequence[str]) -> None:
         require_prompt(prompt, name=f"prompts[{position}]")
 
 
-def check_scatter(
+@dataclass(frozen=True)
+class ScatterCall:
+    """The checked arguments of one scatter."""
+
+    prompts: Sequence[str]
+    peers: list[str]
+    max_concurrency: int
+    max_retries: int
+    timeout: float | None
+    on_progress: ProgressCallback | None
+    hedge: bool
+    min_honesty: float | None
+    idle: float | None
+
+
+def scatter_call(
+    *,
     prompts: Sequence[str],
     peer_ids: Sequence[str],
     max_concurrency: int,
     max_retries: int,
     timeout: float | None,
-) -> list[str]:
-    """Check a scatter's arguments; return its candidate peers."""
-    check_prompts(prompts)
-    require_positive_int(max_concurrency, name="max_concurrency")
-    require_non_negative_int(max_retries, name="max_retries")
-    require_timeout(timeout)
-    return require_peer_ids(peer_ids)
-
-
-def scheduler_flow(
-    prompts: Sequence[str],
-    peers: list[str],
-    max_concurrency: int,
-    max_retries: int,
+    on_progress: ProgressCallback | None,
     hedge: bool,
     min_honesty: float | None,
-) -> Flow[ScatterScheduler]:
+    idle_timeout: float | None,
+    client_idle: float | None,
+) -> ScatterCall:
+    """Check the arguments of ``tasks.scatter_iter`` (``client_idle``: the client's bound)."""
+    _check_prompts(prompts)
+    require_positive_int(max_concurrency, name="max_concurrency")
+    require_non_negative_int(max_retries, name="max_retries")
+    timeout = require_timeout(timeout)
+    peers = require_peer_ids(peer_ids)
+    min_honesty = require_min_honesty(min_honesty)
+    idle = idle_or_default(idle_timeout, client_idle)
+    return ScatterCall(
+        prompts, peers, max_concurrency, max_retries, timeout, on_progress, hedge, min_honesty, idle
+    )
+
+
+def in_input_order(results: Iterable[ScatterResult], count: int) -> list[ScatterResult]:
+    """Scatter results (completion order) in the order of their prompts."""
+    ordered: list[ScatterResult | None] = [None] * count
+    for result in results:
+        ordered[result.index] = result
+    return [r for r in ordered if r is not None]
+
+
+def scheduler_flow(call: ScatterCall) -> Flow[ScatterScheduler]:
     """The scheduler of one scatter, with the workers' capacity and trust where known."""
     workers: list[WorkerProfile] | None
     try:
@@ -110,12 +170,12 @@ def scheduler_flow(
         log.debug("scatter without telemetry: %r", exc)
         workers = None
     return ScatterScheduler(
-        prompts,
-        trusted_peer_ids(peers, workers, min_honesty),
-        max_concurrency=max_concurrency,
-        max_retries=max_retries,
+        call.prompts,
+        trusted_peer_ids(call.peers, workers, call.min_honesty),
+        max_concurrency=call.max_concurrency,
+        max_retries=call.max_retries,
         capacity={w.peer_id: (w.max_tasks, w.current_tasks) for w in workers or []},
-        hedge=hedge,
+        hedge=call.hedge,
     )
 
 
@@ -147,24 +207,25 @@ def attempt_flow(task_id: str, run_kwargs: dict[str, Any]) -> Flow[AttemptOutcom
 
 
 def model_peers_flow(
+    *,
     prompts: Sequence[str],
     model: str,
     max_workers: int | None,
     pick: Pick | None,
     wait_for_workers: int,
     poll_timeout: float,
-    min_honesty: float | None,
+    scatter_opts: dict[str, Any],
 ) -> Flow[list[str]]:
     """The peers of ``scatter_by_model``, once ``wait_for_workers`` match (or time is up)."""
     model = require_prompt(model, name="model")
     require_non_negative_int(wait_for_workers, name="wait_for_workers")
-    check_prompts(prompts)
-    min_honesty = require_min_honesty(min_honesty)
+    _check_prompts(prompts)
+    min_honesty = require_min_honesty(scatter_opts.get("min_honesty"))
     matches: list[WorkerProfile] = []
     for pause in poll_until(poll_timeout, _WORKER_POLL_INTERVAL):
         if pause:
             yield Sleep(pause)
-        matches = match_workers((yield FetchWorkers()), model, min_honesty=min_honesty)
+        matches = yield MatchWorkers(model, min_honesty)
         if len(matches) >= wait_for_workers:
             break
     if pick is not None:

@@ -1,9 +1,10 @@
 """``client.tasks``: run, stream, submit and scatter tasks on workers.
 
 `Tasks` and `AsyncTasks` are the public methods over the two drivers of
-`agentfm.resources._task_drivers`: each method checks its arguments and hands a flow
-(`agentfm._task_flows`, `agentfm._artifact_flow`, `agentfm.resources._task_scatter`) to
-its driver, so the sync and the async client make the same decisions.
+`agentfm.resources._task_drivers`: each method hands its arguments to the flow
+(`agentfm._task_flows`, `agentfm._artifact_flow`, `agentfm.resources._task_scatter`) that
+checks them and decides, and its driver performs that flow's I/O. So the sync and the
+async client make the same decisions.
 """
 
 from __future__ import annotations
@@ -12,25 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from agentfm._constants import DEFAULT_ARTIFACT_TIMEOUT
 from agentfm._streaming import AsyncTaskStream, TaskStream
-from agentfm._task_flows import CLIENT_DEFAULT, idle_or_default, run_call, submit_flow
-from agentfm._trust import require_min_honesty
+from agentfm._task_flows import CLIENT_DEFAULT, arguments, run_call, submit_flow
 from agentfm.resources._task_drivers import AsyncTaskDriver, SyncTaskDriver
-from agentfm.resources._task_scatter import (
-    _OWN_RUN,
-    _FastAttempt,
-    check_scatter,
-    model_peers_flow,
-    use_fast_path,
-)
+from agentfm.resources._task_scatter import _OWN_RUN, in_input_order, model_peers_flow
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
     from pathlib import Path
 
-    from agentfm._client import AgentFMClient, AsyncAgentFMClient
-    from agentfm._scatter import ProgressCallback
     from agentfm.models import AsyncTaskAck, ScatterResult, TaskChunk, TaskResult
-    from agentfm.resources._task_scatter import Pick
+    from agentfm.resources._task_scatter import Pick, ProgressCallback
 
 __all__ = ["AsyncTasks", "Tasks"]
 
@@ -44,11 +36,6 @@ class Tasks(SyncTaskDriver):
         results = client.tasks.scatter(prompts, peer_ids=[p1, p2], max_concurrency=16)
         ```
     """
-
-    _client: AgentFMClient
-
-    def __init__(self, client: AgentFMClient) -> None:
-        self._client = client
 
     def stream(
         self,
@@ -87,20 +74,7 @@ class Tasks(SyncTaskDriver):
             max_retries: With ``model``: failovers after the first attempt.
             min_honesty: With ``model``: only peers whose honesty score is at least this.
         """
-        source, state = self._stream_source(
-            worker_id,
-            peer_id,
-            prompt,
-            task_id,
-            timeout,
-            feedback,
-            feedback_rating,
-            idle_timeout,
-            model,
-            max_retries,
-            min_honesty,
-        )
-        return TaskStream(source, state)
+        return TaskStream(*self._stream_source(**arguments(locals())))
 
     def run(
         self,
@@ -140,22 +114,7 @@ class Tasks(SyncTaskDriver):
                 the text.
             NoWorkerForModelError: ``model`` matches no live worker.
         """
-        return self._run_flow(
-            run_call(
-                worker_id,
-                prompt,
-                artifact_timeout,
-                task_id,
-                timeout,
-                peer_id,
-                feedback,
-                feedback_rating,
-                idle_timeout,
-                model,
-                max_retries,
-                min_honesty,
-            )
-        )
+        return self._run_flow(run_call(**arguments(locals())))
 
     def collect_artifacts(
         self, task_id: str, *, timeout: float = DEFAULT_ARTIFACT_TIMEOUT
@@ -224,20 +183,7 @@ class Tasks(SyncTaskDriver):
                 wins and the other attempt is cancelled. Off by default, because an agent
                 with side effects would run twice.
         """
-        results: list[ScatterResult | None] = [None] * len(prompts)
-        for result in self.scatter_iter(
-            prompts,
-            peer_ids=peer_ids,
-            max_concurrency=max_concurrency,
-            max_retries=max_retries,
-            timeout=timeout,
-            on_progress=on_progress,
-            hedge=hedge,
-            min_honesty=min_honesty,
-            idle_timeout=idle_timeout,
-        ):
-            results[result.index] = result
-        return [r for r in results if r is not None]
+        return in_input_order(self.scatter_iter(**arguments(locals())), len(prompts))
 
     def scatter_iter(
         self,
@@ -253,23 +199,7 @@ class Tasks(SyncTaskDriver):
         idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> Iterator[ScatterResult]:
         """Like `scatter`, but yield each result as soon as it is final (completion order)."""
-        peers = check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
-        return self._scatter_iter(
-            prompts,
-            peers,
-            max_concurrency,
-            max_retries,
-            timeout,
-            on_progress,
-            hedge,
-            require_min_honesty(min_honesty),
-            idle=idle_or_default(idle_timeout, self._client.idle_timeout),
-        )
-
-    def _fast_attempt(self, timeout: float | None, idle: float | None) -> _FastAttempt | None:
-        if not use_fast_path(self._client):
-            return None
-        return _FastAttempt(self._client, timeout, self._collect_in_thread, idle)
+        return self._scatter_iter(self._scatter_call(**arguments(locals())))
 
     def scatter_by_model(
         self,
@@ -288,17 +218,7 @@ class Tasks(SyncTaskDriver):
             NoWorkerForModelError: No live worker matches (a `ModelNotFoundError` and a
                 `WorkerNotFoundError`).
         """
-        peers = self._run_flow(
-            model_peers_flow(
-                prompts,
-                model,
-                max_workers,
-                pick,
-                wait_for_workers,
-                poll_timeout,
-                scatter_opts.get("min_honesty"),
-            )
-        )
+        peers = self._run_flow(model_peers_flow(**arguments(locals())))
         return self.scatter(prompts, peer_ids=peers, **scatter_opts)
 
 
@@ -307,11 +227,6 @@ class AsyncTasks(AsyncTaskDriver):
 
     ``stream`` and ``scatter_iter`` are not coroutines: use them with ``async for``.
     """
-
-    _client: AsyncAgentFMClient
-
-    def __init__(self, client: AsyncAgentFMClient) -> None:
-        self._client = client
 
     def stream(
         self,
@@ -332,20 +247,7 @@ class AsyncTasks(AsyncTaskDriver):
 
         ``model=`` routes by name with failover, as in `Tasks.stream`.
         """
-        source, state = self._stream_source(
-            worker_id,
-            peer_id,
-            prompt,
-            task_id,
-            timeout,
-            feedback,
-            feedback_rating,
-            idle_timeout,
-            model,
-            max_retries,
-            min_honesty,
-        )
-        return AsyncTaskStream(source, state)
+        return AsyncTaskStream(*self._stream_source(**arguments(locals())))
 
     async def run(
         self,
@@ -364,22 +266,7 @@ class AsyncTasks(AsyncTaskDriver):
         min_honesty: float | None = None,
     ) -> TaskResult:
         """Run a task to completion and collect its files (see `Tasks.run`, ``model=`` too)."""
-        return await self._run_flow(
-            run_call(
-                worker_id,
-                prompt,
-                artifact_timeout,
-                task_id,
-                timeout,
-                peer_id,
-                feedback,
-                feedback_rating,
-                idle_timeout,
-                model,
-                max_retries,
-                min_honesty,
-            )
-        )
+        return await self._run_flow(run_call(**arguments(locals())))
 
     async def collect_artifacts(
         self, task_id: str, *, timeout: float = DEFAULT_ARTIFACT_TIMEOUT
@@ -415,20 +302,8 @@ class AsyncTasks(AsyncTaskDriver):
 
         Same scheduling and options as `Tasks.scatter` (including ``hedge``).
         """
-        results: list[ScatterResult | None] = [None] * len(prompts)
-        async for result in self.scatter_iter(
-            prompts,
-            peer_ids=peer_ids,
-            max_concurrency=max_concurrency,
-            max_retries=max_retries,
-            timeout=timeout,
-            on_progress=on_progress,
-            hedge=hedge,
-            min_honesty=min_honesty,
-            idle_timeout=idle_timeout,
-        ):
-            results[result.index] = result
-        return [r for r in results if r is not None]
+        results = self.scatter_iter(**arguments(locals()))
+        return in_input_order([result async for result in results], len(prompts))
 
     def scatter_iter(
         self,
@@ -444,23 +319,7 @@ class AsyncTasks(AsyncTaskDriver):
         idle_timeout: float | None = CLIENT_DEFAULT,
     ) -> AsyncIterator[ScatterResult]:
         """Yield each result as soon as it is final (``async for r in ...scatter_iter(...)``)."""
-        peers = check_scatter(prompts, peer_ids, max_concurrency, max_retries, timeout)
-        return self._scatter_iter(
-            prompts,
-            peers,
-            max_concurrency,
-            max_retries,
-            timeout,
-            on_progress,
-            hedge,
-            require_min_honesty(min_honesty),
-            idle=idle_or_default(idle_timeout, self._client.idle_timeout),
-        )
-
-    def _fast_attempt(self, timeout: float | None, idle: float | None) -> _FastAttempt | None:
-        if not use_fast_path(self._client):
-            return None
-        return _FastAttempt(self._client, timeout, self.collect_artifacts, idle)
+        return self._scatter_iter(self._scatter_call(**arguments(locals())))
 
     async def scatter_by_model(
         self,
@@ -474,17 +333,7 @@ class AsyncTasks(AsyncTaskDriver):
         **scatter_opts: Any,
     ) -> list[ScatterResult]:
         """Scatter over the workers that match ``model`` (see `Tasks.scatter_by_model`)."""
-        peers = await self._run_flow(
-            model_peers_flow(
-                prompts,
-                model,
-                max_workers,
-                pick,
-                wait_for_workers,
-                poll_timeout,
-                scatter_opts.get("min_honesty"),
-            )
-        )
+        peers = await self._run_flow(model_peers_flow(**arguments(locals())))
         return await self.scatter(prompts, peer_ids=peers, **scatter_opts)
 
 
