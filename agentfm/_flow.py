@@ -35,6 +35,7 @@ __all__ = [
     "OpenTask",
     "Pull",
     "Pump",
+    "ReadTask",
     "RunTask",
     "SendJson",
     "Sleep",
@@ -86,6 +87,13 @@ class RunTask:
 
 
 @dataclass(frozen=True)
+class ReadTask:
+    """Reply with ``(stream, text)``: ``tasks.stream(**kwargs)`` read to its end, closed."""
+
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class OpenTask:
     """Reply with ``tasks.stream(**kwargs)``; the driver closes it when the flow ends."""
 
@@ -109,7 +117,7 @@ class Collect:
 
 @dataclass(frozen=True)
 class Download:
-    """Stream the body of ``spec`` into ``target``; on failure remove it and raise."""
+    """Stream the body of ``spec`` into ``target`` (removed again if the download fails)."""
 
     spec: RequestSpec
     target: Path
@@ -140,6 +148,7 @@ Step = (
     | FetchWorkers
     | MatchWorkers
     | RunTask
+    | ReadTask
     | OpenTask
     | Pull
     | Collect

@@ -1,9 +1,10 @@
 """The decisions of ``client.tasks``: requests, checks, and the flows of a task.
 
-Pure: nothing here performs I/O or sleeps. The flows (`run_flow`, `routed_run_flow`,
-`routed_stream_flow`, `submit_flow`) yield their I/O as steps of `agentfm._flow`, and
-the drivers in `agentfm.resources._task_drivers` perform them for the sync and the async
-client alike. Routing by model and its failover policy are `agentfm._routing`'s.
+Pure: nothing here performs I/O or sleeps. The flows (`run_call` gives the one of
+``tasks.run``; `routed_stream_flow`, `submit_flow`) yield their I/O as steps of
+`agentfm._flow`, and the drivers in `agentfm.resources._task_drivers` perform them for
+the sync and the async client alike. Where a routed task goes next, and whether it may,
+is `agentfm._routing`'s decision.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agentfm._flow import (
     MatchWorkers,
     OpenTask,
     Pull,
+    ReadTask,
     RunTask,
     SendJson,
     Sleep,
@@ -55,11 +57,11 @@ __all__ = [
     "CLIENT_DEFAULT",
     "TaskBody",
     "arguments",
+    "check_routed",
     "direct_stream",
     "idle_or_default",
     "routed_stream_flow",
     "run_call",
-    "started",
     "submit_flow",
 ]
 
@@ -82,7 +84,9 @@ def arguments(method_locals: dict[str, Any]) -> dict[str, Any]:
     The sync and the async twin of a method hand their arguments on this way, to a
     function whose parameters bear the same names, so neither twin can drop or swap one.
     """
-    return {name: value for name, value in method_locals.items() if name != "self"}
+    passed = method_locals.copy()
+    passed.pop("self", None)
+    return passed
 
 
 def idle_or_default(idle_timeout: float | None, client_idle: float | None) -> float | None:
@@ -142,7 +146,7 @@ def direct_stream(
     return spec, timeout, StreamState(task_id=task_id, peer_id=peer)
 
 
-def started(exc: AgentFMError) -> AgentFMError:
+def _started(exc: AgentFMError) -> AgentFMError:
     """Mark ``exc`` as raised after the task started (it must not be sent again)."""
     exc.task_started = True
     return exc
@@ -185,7 +189,7 @@ class TaskBody:
 
     def failed(self, exc: AgentFMError) -> AgentFMError:
         """Mark a failure after the 200 and keep the text the task produced before it."""
-        started(exc)
+        _started(exc)
         text = "".join(self._seen)
         if isinstance(exc, TaskFailedError):
             exc.text = strip_failure_line(text)
@@ -262,13 +266,10 @@ def run_flow(stream_kwargs: dict[str, Any], artifact_timeout: float) -> Flow[Tas
     artifact_timeout = (
         require_timeout(artifact_timeout, name="artifact_timeout") or DEFAULT_ARTIFACT_TIMEOUT
     )
-    stream = yield OpenTask(stream_kwargs)
-    texts: list[str] = []
-    while (chunk := (yield Pull(stream))) is not None:
-        texts.append(chunk.text)
+    stream, text = yield ReadTask(stream_kwargs)
     result = TaskResult(
         worker_id=PeerID(stream.peer_id),
-        text="".join(texts),
+        text=text,
         task_id=stream.task_id,
         files_incoming=stream.files_incoming,
         peers_tried=[stream.peer_id],
@@ -278,7 +279,7 @@ def run_flow(stream_kwargs: dict[str, Any], artifact_timeout: float) -> Flow[Tas
             result.artifacts = yield Collect(stream.task_id, artifact_timeout)
         except ArtifactError as exc:
             exc.result = result
-            raise started(exc) from None
+            raise _started(exc) from None
     result.duration_seconds = time.monotonic() - begun
     return result
 

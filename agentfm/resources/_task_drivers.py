@@ -30,6 +30,7 @@ from agentfm._flow import (
     OpenTask,
     Pull,
     Pump,
+    ReadTask,
     RunTask,
     SendJson,
     Sleep,
@@ -209,36 +210,39 @@ class SyncTaskDriver(_TaskDriver):
         return None
 
     def _perform(self, step: Step, stack: contextlib.ExitStack) -> Any:
-        client = self._client
         match step:
+            case Pull():
+                return next(step.stream, None)
+            case ReadTask():
+                with self.stream(**step.kwargs) as stream:
+                    return stream, "".join(chunk.text for chunk in stream)
+            case RunTask():
+                return self.run(**step.kwargs)
+            case OpenTask():
+                return stack.enter_context(self.stream(**step.kwargs))
+            case Collect():
+                return self.collect_artifacts(step.task_id, timeout=step.timeout)
             case Sleep():
                 time.sleep(step.seconds)
+            case _:
+                return self._perform_io(step)
+        return None
+
+    def _perform_io(self, step: Step) -> Any:
+        client = self._client
+        match step:
             case SendJson():
                 return client._request_json(step.spec)
             case FetchWorkers():
                 return client.workers._fetch()
             case MatchWorkers():
                 return client.workers.match(step.model, min_honesty=step.min_honesty)
-            case RunTask():
-                return self.run(**step.kwargs)
-            case OpenTask():
-                return stack.enter_context(self.stream(**step.kwargs))
-            case Pull():
-                return next(step.stream, None)
-            case _:
-                return self._perform_files(step)
-        return None
-
-    def _perform_files(self, step: Step) -> Any:
-        match step:
-            case Collect():
-                return self.collect_artifacts(step.task_id, timeout=step.timeout)
             case Download():
                 self._download(step.spec, step.target)
             case Extract():
                 return extract_zip(step)
             case NoArtifactRoute():
-                self._client._artifact_route_missing = True
+                client._artifact_route_missing = True
         return None
 
     def _download(self, spec: RequestSpec, target: Path) -> None:
@@ -324,36 +328,39 @@ class AsyncTaskDriver(_TaskDriver):
         return None
 
     async def _perform(self, step: Step, stack: contextlib.AsyncExitStack) -> Any:
-        client = self._client
         match step:
+            case Pull():
+                return await anext(step.stream, None)
+            case ReadTask():
+                async with self.stream(**step.kwargs) as stream:
+                    return stream, "".join([chunk.text async for chunk in stream])
+            case RunTask():
+                return await self.run(**step.kwargs)
+            case OpenTask():
+                return await stack.enter_async_context(self.stream(**step.kwargs))
+            case Collect():
+                return await self.collect_artifacts(step.task_id, timeout=step.timeout)
             case Sleep():
                 await asyncio.sleep(step.seconds)
+            case _:
+                return await self._perform_io(step)
+        return None
+
+    async def _perform_io(self, step: Step) -> Any:
+        client = self._client
+        match step:
             case SendJson():
                 return await client._request_json(step.spec)
             case FetchWorkers():
                 return await client.workers._fetch()
             case MatchWorkers():
                 return await client.workers.match(step.model, min_honesty=step.min_honesty)
-            case RunTask():
-                return await self.run(**step.kwargs)
-            case OpenTask():
-                return await stack.enter_async_context(self.stream(**step.kwargs))
-            case Pull():
-                return await anext(step.stream, None)
-            case _:
-                return await self._perform_files(step)
-        return None
-
-    async def _perform_files(self, step: Step) -> Any:
-        match step:
-            case Collect():
-                return await self.collect_artifacts(step.task_id, timeout=step.timeout)
             case Download():
                 await self._download(step.spec, step.target)
             case Extract():
                 return await asyncio.to_thread(extract_zip, step)
             case NoArtifactRoute():
-                self._client._artifact_route_missing = True
+                client._artifact_route_missing = True
         return None
 
     async def _download(self, spec: RequestSpec, target: Path) -> None:
