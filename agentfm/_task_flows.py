@@ -315,9 +315,8 @@ def run_call(
         "idle_timeout": idle_timeout,
     }
     if model is None:
-        kwargs.update(worker_id=worker_id, peer_id=peer_id, prompt=prompt)
-        kwargs.update(task_id=task_id, timeout=timeout)
-        return run_flow(kwargs, artifact_timeout)
+        kwargs.update(worker_id=worker_id, peer_id=peer_id, prompt=prompt, task_id=task_id)
+        return run_flow({**kwargs, "timeout": timeout}, artifact_timeout)
     prompt, timeout = check_routed(worker_id, peer_id, prompt, timeout, max_retries)
     kwargs.update(prompt=prompt, timeout=timeout, artifact_timeout=artifact_timeout)
     return _failover(model, min_honesty, max_retries, task_id, lambda one: _run_try(one, kwargs))

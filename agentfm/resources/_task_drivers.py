@@ -151,8 +151,13 @@ class _TaskDriver:
             )
             return (lambda state: self._chunks(spec, timeout, state)), state
         prompt, timeout = check_routed(worker_id, peer_id, prompt, timeout, max_retries)
-        kwargs = {"prompt": prompt, "timeout": timeout, "feedback": feedback}
-        kwargs.update(feedback_rating=feedback_rating, idle_timeout=idle_timeout)
+        kwargs = {
+            "prompt": prompt,
+            "timeout": timeout,
+            "feedback": feedback,
+            "feedback_rating": feedback_rating,
+            "idle_timeout": idle_timeout,
+        }
         routed = functools.partial(
             routed_stream_flow,
             model=model,
