@@ -34,7 +34,7 @@ from agentfm._base_client import (
     error_from_response,
     output_too_large_error,
 )
-from agentfm._flow import Emit, FlowRun, Sleep, Step
+from agentfm._flow import Emit, Pump, Sleep, Step
 from agentfm._transport import AsyncShardedTransport, ShardedTransport
 from agentfm.exceptions import AgentFMError
 
@@ -246,22 +246,22 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
 
     def drive(self, flow: Flow[Any, R]) -> R:
         """Run ``flow`` to its end: send its requests, sleep its sleeps, return its result."""
-        run: FlowRun[Any, R] = FlowRun(flow)
+        run: Pump[R] = Pump(flow)
         for _ in self._run(run):
             pass
-        return run.result  # type: ignore[return-value]
+        return run.result
 
     def iterate(self, flow: Flow[T, Any]) -> Iterator[T]:
         """Run ``flow`` and yield what it emits."""
-        return self._run(FlowRun(flow))
+        return self._run(Pump(flow))
 
-    def _run(self, run: FlowRun[T, Any]) -> Iterator[T]:
+    def _run(self, run: Pump[Any]) -> Iterator[T]:
         with closing(run):
             while (step := run.next()) is not None:
                 if isinstance(step, Emit):
                     yield step.value
                 else:
-                    run.answer(self._perform(step))
+                    run.send(self._perform(step))
 
     def __enter__(self) -> Self:
         return self
@@ -381,22 +381,22 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
 
     async def drive(self, flow: Flow[Any, R]) -> R:
         """Run ``flow`` to its end: send its requests, sleep its sleeps, return its result."""
-        run: FlowRun[Any, R] = FlowRun(flow)
+        run: Pump[R] = Pump(flow)
         async for _ in self._run(run):
             pass
-        return run.result  # type: ignore[return-value]
+        return run.result
 
     def iterate(self, flow: Flow[T, Any]) -> AsyncIterator[T]:
         """Run ``flow`` and yield what it emits."""
-        return self._run(FlowRun(flow))
+        return self._run(Pump(flow))
 
-    async def _run(self, run: FlowRun[T, Any]) -> AsyncIterator[T]:
+    async def _run(self, run: Pump[Any]) -> AsyncIterator[T]:
         with closing(run):
             while (step := run.next()) is not None:
                 if isinstance(step, Emit):
                     yield step.value
                 else:
-                    run.answer(await self._perform(step))
+                    run.send(await self._perform(step))
 
     async def __aenter__(self) -> Self:
         return self

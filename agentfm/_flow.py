@@ -1,10 +1,16 @@
-"""Multi-step flows: generators that say what to do, driven by both clients.
+"""Multi-step calls as generators ("flows"), performed by a sync and an async driver.
 
-A call of several steps (poll until a deadline, page through a log) is a *flow*: a
-generator that yields what it needs done (`RequestSpec`: send it and send back its JSON
-body; `Sleep`; `Emit`: hand an item to the caller) and returns its result, as httpx's
-``Auth.auth_flow`` yields requests. The sync and async clients each drive every flow with
-one short loop (``drive`` / ``iterate``), so the two sides cannot drift. Pure: no I/O.
+A flow holds every decision of a multi-step call (poll until a deadline, page through a
+log, run a task with failover, collect its artifacts) and yields the I/O it needs as a
+*step*. A driver performs the step and sends its result back in, or throws the step's
+error in, and the flow decides what that means. httpx's ``Auth.auth_flow`` is the model.
+A flow never blocks and never awaits, so the sync and the async client run the very same
+flow, and the two sides cannot drift.
+
+The steps every client performs live here: a `RequestSpec` (send it with the client's
+retries; the reply is the decoded JSON body), `Sleep` and `Emit` (hand an item to the
+caller of a streaming flow). The task resource adds its own steps in
+`agentfm._task_steps`. Flows compose with ``yield from``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from agentfm._base_client import RequestSpec
 
-__all__ = ["Emit", "Flow", "Sleep", "Step"]
+__all__ = ["Emit", "Flow", "Pump", "Sleep", "Step"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,52 +29,59 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Sleep:
-    """A flow step: wait this many seconds."""
+    """Wait ``seconds`` (the async driver yields to the event loop)."""
 
     seconds: float
 
 
 @dataclass(frozen=True)
 class Emit(Generic[T]):
-    """A flow step: hand ``value`` to the caller of ``iterate``."""
+    """Hand ``value`` to the caller of a streaming flow."""
 
     value: T
 
 
 Step = RequestSpec | Sleep | Emit[Any]
-"""What a flow yields; a `RequestSpec` step is answered with the decoded JSON body."""
+"""The steps every client performs; a `RequestSpec` is answered with its JSON body."""
 
 Flow = Generator[RequestSpec | Sleep | Emit[T], Any, R]
 """A flow emitting ``T`` items and returning ``R``."""
 
 
-class FlowRun(Generic[T, R]):
-    """One flow being driven: the drivers ask it for the next step and answer it.
+class Pump(Generic[R]):
+    """Advance one flow for a driver: send it a reply or throw an error in, take its next step.
 
-    Keeping the stepping here leaves each client's driver a loop of a few lines that only
-    performs the steps (sends, sleeps), so the sync and async drivers cannot drift.
+    The driver performs each step and hands back the outcome with `send` or `throw`;
+    `next` passes it on. Once the flow returns, `next` gives None and `result` holds what
+    it returned. Keeping the stepping here leaves each driver a loop of a few lines.
     """
 
-    def __init__(self, flow: Flow[T, R]) -> None:
+    def __init__(self, flow: Generator[Any, Any, R]) -> None:
         self._flow = flow
         self._reply: Any = None
-        self.result: R | None = None
-        """What the flow returned, once `next` gave None."""
+        self._error: BaseException | None = None
+        self.result: R
 
-    def next(self) -> Step | None:
-        """The next step, or None once the flow returned (see `result`)."""
+    def next(self) -> Any:
+        """The flow's next step, or None once it has returned."""
+        reply, error = self._reply, self._error
+        self._reply = self._error = None
         try:
-            step = self._flow.send(self._reply)
+            if error is not None:
+                return self._flow.throw(error)
+            return self._flow.send(reply)
         except StopIteration as stop:
             self.result = stop.value
             return None
-        self._reply = None
-        return step
 
-    def answer(self, reply: Any) -> None:
-        """Answer the step just taken (the JSON body of a request)."""
+    def send(self, reply: Any) -> None:
+        """The outcome of the last step: its reply."""
         self._reply = reply
 
+    def throw(self, error: BaseException) -> None:
+        """The outcome of the last step: it raised ``error`` (raised in the flow next)."""
+        self._error = error
+
     def close(self) -> None:
-        """Stop the flow (the caller stopped early or a step failed)."""
+        """Stop the flow where it is (its ``with`` blocks and ``finally`` clauses run)."""
         self._flow.close()

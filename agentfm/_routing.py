@@ -2,8 +2,8 @@
 
 Whether a failed attempt may be sent again is `agentfm._scatter.is_redispatchable`, the
 same rule scatter uses; this module only decides *where* a single task goes next and when.
-Nothing here performs I/O or sleeps: `agentfm.resources.tasks` drives it for the sync and
-the async client alike.
+Nothing here performs I/O or sleeps: the routed flows of `agentfm._task_flows` ask it, and
+the sync and the async driver perform those flows alike.
 """
 
 from __future__ import annotations

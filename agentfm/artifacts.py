@@ -29,6 +29,7 @@ from agentfm._constants import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_MEMBERS,
 )
+from agentfm._poll import poll_until
 from agentfm.exceptions import ArtifactError
 
 if TYPE_CHECKING:
@@ -279,8 +280,8 @@ class ArtifactManager:
         poll_interval: float = 0.5,
     ) -> Path | None:
         """Wait for a zip newer than ``since`` (epoch seconds); None on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
+        for pause in poll_until(timeout, poll_interval):
+            time.sleep(pause)
             latest = self.latest_zip()
             try:
                 if (
@@ -291,9 +292,7 @@ class ArtifactManager:
                     return latest
             except OSError:
                 pass
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(poll_interval)
+        return None
 
     def wait_for_task_zip(
         self,
@@ -310,13 +309,11 @@ class ArtifactManager:
         if not task_id:
             return None
         path = self.task_zip(task_id)
-        deadline = time.monotonic() + timeout
-        while True:
+        for pause in poll_until(timeout, poll_interval):
+            time.sleep(pause)
             if path.is_file() and self._stable(path, stable_for):
                 return path
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())) or poll_interval)
+        return None
 
     def _stable(self, path: Path, stable_for: float) -> bool:
         if stable_for <= 0:

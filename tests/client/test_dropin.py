@@ -24,7 +24,7 @@ from agentfm import (
     WorkerStreamError,
     WorkerUnreachableError,
 )
-from agentfm.resources.tasks import use_fast_path
+from agentfm._fast_path import use_fast_path
 from tests.helpers import call, collect
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import pytest
 
 from agentfm import AgentFMClient, AsyncAgentFMClient, InvalidRequestError, WorkerNotFoundError
 from agentfm._base_client import RequestSpec
-from agentfm._flow import Emit, FlowRun, Sleep
+from agentfm._flow import Emit, Pump, Sleep
 from agentfm.resources.peers import log_flow
 from agentfm.resources.workers import get_flow, list_flow
 
@@ -44,28 +44,28 @@ def waiting(wait_for: int = 2) -> Any:
 
 
 def test_a_flow_steps_without_any_io() -> None:
-    run = FlowRun(waiting())
+    run = Pump(waiting())
     first = run.next()
     assert isinstance(first, RequestSpec)
     assert (first.method, first.path, first.idempotent) == ("GET", "/api/workers", True)
-    run.answer(workers_body(PEER))
+    run.send(workers_body(PEER))
     assert isinstance(run.next(), Sleep)
     assert isinstance(run.next(), RequestSpec)
-    run.answer(workers_body(PEER, PEER + "2"))
+    run.send(workers_body(PEER, PEER + "2"))
     assert run.next() is None
     assert [w.peer_id for w in run.result or []] == [PEER, PEER + "2"]
 
 
 def test_a_flow_checks_its_arguments_before_any_request() -> None:
-    run = FlowRun(list_flow(None, None, None, False, -1, 1.0, 1.0, False))
+    run = Pump(list_flow(None, None, None, False, -1, 1.0, 1.0, False))
     with pytest.raises(InvalidRequestError):
         run.next()
 
 
 def test_get_flow_raises_after_the_one_request() -> None:
-    run = FlowRun(get_flow(PEER))
+    run = Pump(get_flow(PEER))
     assert isinstance(run.next(), RequestSpec)
-    run.answer(workers_body(PEER + "x"))
+    run.send(workers_body(PEER + "x"))
     with pytest.raises(WorkerNotFoundError):
         run.next()
 
@@ -90,7 +90,7 @@ def _log_page(offset: int, count: int, limit: int) -> dict[str, Any]:
 
 
 def test_log_flow_emits_entries_and_pages_until_a_short_page() -> None:
-    run = FlowRun(log_flow(PEER, 2))
+    run = Pump(log_flow(PEER, 2))
     emitted: list[Any] = []
     requests: list[RequestSpec] = []
     pages = iter([_log_page(0, 2, 2), _log_page(2, 1, 2)])
@@ -100,7 +100,7 @@ def test_log_flow_emits_entries_and_pages_until_a_short_page() -> None:
         else:
             assert isinstance(step, RequestSpec)
             requests.append(step)
-            run.answer(next(pages))
+            run.send(next(pages))
     assert [dict(r.params or {}) for r in requests] == [
         {"limit": "2", "offset": "0"},
         {"limit": "2", "offset": "2"},
