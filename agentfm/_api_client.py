@@ -269,14 +269,6 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- transitional aliases (issue #16): see `BaseAPIClient` ----------------------------
-
-    def _request(self, spec: RequestSpec, *, retry: bool = True) -> httpx.Response:
-        return self.request(spec, retry=retry)
-
-    def _request_json(self, spec: RequestSpec) -> Any:
-        return self.request_json(spec)
-
 
 class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
     """The asyncio I/O of the async client: the same thin drivers, awaited."""
@@ -403,11 +395,3 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    # -- transitional aliases (issue #16): see `BaseAPIClient` ----------------------------
-
-    async def _request(self, spec: RequestSpec, *, retry: bool = True) -> httpx.Response:
-        return await self.request(spec, retry=retry)
-
-    async def _request_json(self, spec: RequestSpec) -> Any:
-        return await self.request_json(spec)

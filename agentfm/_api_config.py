@@ -291,10 +291,3 @@ class BaseAPIClient(Generic[HttpT]):
             if not isinstance(value, _Unset):
                 merged[key] = value
         return type(self)(**merged, _shared=self._shared)
-
-    # -- transitional aliases (issue #16) -------------------------------------------------
-    # `agentfm.resources.tasks` still calls the names these replaced; they go once it calls
-    # the new ones (`_prepare`, `request`, `request_json`, `stream`).
-
-    def _spec(self, spec: RequestSpec) -> RequestSpec:
-        return self._prepare(spec)

@@ -37,6 +37,7 @@ __all__ = [
     "BytesDecoder",
     "Decoder",
     "MarkerDecoder",
+    "RejectionGate",
     "SSEDecoder",
     "SSEEvent",
     "failure_from_tail",
@@ -136,6 +137,40 @@ def _marker_of(line: str) -> str | None:
     return core if core in _MARKERS else None
 
 
+class RejectionGate:
+    """Hold back a leading ``❌ ERROR:`` line until the text shows it is not a rejection.
+
+    A worker that refuses a task (at capacity, overloaded) answers with that single line
+    and no marker; keeping it from the caller lets a routed call fail over to another peer
+    as if nothing had been emitted. `MarkerDecoder` uses it with ``hold_rejection=True``;
+    the routed stream feeds it the text of each try.
+    """
+
+    def __init__(self) -> None:
+        self._held = ""
+        self.emitted = False
+        """Whether any text has been released."""
+
+    def feed(self, text: str) -> str:
+        """Return the text that may reach the caller now."""
+        if self.emitted:
+            return text
+        self._held += text
+        probe = self._held.lstrip()
+        if WORKER_REJECTION_PREFIX.startswith(probe) or (
+            probe.startswith(WORKER_REJECTION_PREFIX) and probe.count("\n") <= 1
+        ):
+            return ""
+        return self.flush()
+
+    def flush(self) -> str:
+        """Release what is held (the text turned out not to be a rejection)."""
+        out, self._held = self._held, ""
+        if out:
+            self.emitted = True
+        return out
+
+
 class MarkerDecoder:
     """Decode an ``/api/execute`` body: output text, then one terminal marker line.
 
@@ -166,8 +201,7 @@ class MarkerDecoder:
     """
 
     def __init__(self, *, hold_rejection: bool = False) -> None:
-        self._hold = hold_rejection
-        self._held_text = ""
+        self._gate_of: RejectionGate | None = RejectionGate() if hold_rejection else None
         self.emitted = False
         """Whether any output text has been released by `feed` or `flush`."""
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -201,24 +235,21 @@ class MarkerDecoder:
 
     def _gate(self, out: list[str]) -> list[str]:
         """Release ``out`` unless it may still be the start of a rejection line."""
-        if self._hold and not self.emitted and out:
-            self._held_text += "".join(out)
-            probe = self._held_text.lstrip()
-            if WORKER_REJECTION_PREFIX.startswith(probe) or (
-                probe.startswith(WORKER_REJECTION_PREFIX) and probe.count("\n") <= 1
-            ):
-                return []
-            out, self._held_text = [self._held_text], ""
+        if self._gate_of is not None and out:
+            text = self._gate_of.feed("".join(out))
+            out = [text] if text else []
         if out:
             self.emitted = True
         return out
 
     def _finish(self, out: list[str]) -> list[str]:
         """Release what is held at the end, unless it was a rejection (`error` carries it)."""
-        held, self._held_text = self._held_text, ""
-        if self._hold and not self.emitted and isinstance(self.error, WorkerRejectedError):
-            return []
-        out = [held, *out] if held else out
+        gate = self._gate_of
+        if gate is not None:
+            if not gate.emitted and isinstance(self.error, WorkerRejectedError):
+                return []
+            held = gate.flush()
+            out = [held, *out] if held else out
         if out:
             self.emitted = True
         return out

@@ -54,7 +54,7 @@ class ScatterClient(Protocol):
     def _http(self) -> object: ...
     @property
     def tasks(self) -> object: ...
-    def _spec(self, spec: RequestSpec) -> RequestSpec: ...
+    def _prepare(self, spec: RequestSpec) -> RequestSpec: ...
 
 
 _TRANSPORT_METHODS = (
@@ -251,7 +251,7 @@ def fast_attempt(
     and the client completes the spec (URL, auth and default headers) as it does for every
     request it sends.
     """
-    template = client._spec(
+    template = client._prepare(
         RequestSpec(
             "POST",
             "/api/execute",

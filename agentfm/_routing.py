@@ -15,7 +15,6 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from agentfm._backoff import exponential
-from agentfm._constants import WORKER_REJECTION_PREFIX
 from agentfm._scatter import is_redispatchable
 from agentfm.exceptions import AgentFMError, NoWorkerForModelError, WorkerRejectedError
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
     from agentfm.models import WorkerProfile
 
-__all__ = ["IN_FLIGHT", "PeerPlan", "RejectionGate", "order_peers", "plan_for"]
+__all__ = ["IN_FLIGHT", "PeerPlan", "order_peers", "plan_for"]
 
 
 def order_peers(
@@ -98,38 +97,6 @@ class PeerPlan:
         else:
             self._failures += 1
         return True
-
-
-class RejectionGate:
-    """Hold back a leading ``❌ ERROR:`` line until the stream shows it is not a rejection.
-
-    A worker that refuses a task (at capacity, overloaded) answers with that single line
-    and no marker; keeping it from the caller lets the stream fail over to another peer
-    as if nothing had been emitted.
-    """
-
-    def __init__(self) -> None:
-        self._held = ""
-        self.emitted = False
-
-    def feed(self, text: str) -> str:
-        """Return the text that may reach the caller now."""
-        if self.emitted:
-            return text
-        self._held += text
-        probe = self._held.lstrip()
-        if WORKER_REJECTION_PREFIX.startswith(probe) or (
-            probe.startswith(WORKER_REJECTION_PREFIX) and probe.count("\n") <= 1
-        ):
-            return ""
-        return self.flush()
-
-    def flush(self) -> str:
-        """Release what is held (the stream ended cleanly)."""
-        out, self._held = self._held, ""
-        if out:
-            self.emitted = True
-        return out
 
 
 class _InFlight:

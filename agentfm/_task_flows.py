@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from agentfm._base_client import RequestSpec, idle_bound, output_too_large_error, resolve_timeout
+from agentfm._base_client import RequestSpec, idle_bound, resolve_timeout
 from agentfm._constants import DEFAULT_ARTIFACT_TIMEOUT
+from agentfm._decoders import RejectionGate
 from agentfm._flow import Emit, Sleep
-from agentfm._routing import IN_FLIGHT, RejectionGate, plan_for
+from agentfm._routing import IN_FLIGHT, plan_for
 from agentfm._streaming import MarkerDecoder, StreamState, strip_failure_line
 from agentfm._task_steps import Collect, MatchWorkers, OpenTask, Pull, ReadTask, RunTask, TaskFlow
 from agentfm._validation import (
@@ -143,39 +144,29 @@ def _started(exc: AgentFMError) -> AgentFMError:
 
 
 class TaskBody:
-    """Decode one ``/api/execute`` body: text chunks as they come, then a marker if files do.
+    """What one ``/api/execute`` body means: text chunks as they come, then a marker if
+    files do, or a failure that keeps the text the task produced.
 
-    The driver feeds it the body's pieces, then calls `flush`, `check_end` and `end`; an
-    error on the way goes through `failed`, which keeps the text the task produced.
+    The client's ``stream`` driver feeds `decoder` and hands each text to `parse`; it calls
+    `decoder.raise_for_end` at the end and `failed` on an error after the 200. `end` then
+    records a clean end.
     """
 
-    def __init__(self, state: StreamState, max_output_bytes: int | None) -> None:
+    def __init__(self, state: StreamState) -> None:
         self._state = state
-        self._decoder = MarkerDecoder()
-        self._limit = max_output_bytes
-        self._received = 0
+        self.decoder = MarkerDecoder()
         self._seen: list[str] = []  # references to the yielded strings, joined on failure
 
-    def feed(self, piece: bytes) -> list[TaskChunk]:
-        """The chunks ``piece`` completes (raises once the output passes its cap)."""
-        self._received += len(piece)
-        if self._limit is not None and self._received > self._limit:
-            raise output_too_large_error(self._limit)
-        return self._chunks(self._decoder.feed(piece))
-
-    def flush(self) -> list[TaskChunk]:
-        """The chunks held back at the end of the body."""
-        return self._chunks(self._decoder.flush())
-
-    def check_end(self) -> None:
-        """Raise if the body ended without its terminal marker, or the worker refused."""
-        self._decoder.raise_for_end()
+    def parse(self, text: str) -> TaskChunk:
+        """The chunk of one piece of decoded text."""
+        self._seen.append(text)
+        return TaskChunk.model_construct(text=text, kind="text")
 
     def end(self) -> list[TaskChunk]:
         """Record a clean end; the marker chunk when files are coming."""
-        self._state.files_incoming = self._decoder.files_incoming
+        self._state.files_incoming = self.decoder.files_incoming
         self._state.finished = True
-        return [TaskChunk(text="", kind="marker")] if self._decoder.files_incoming else []
+        return [TaskChunk(text="", kind="marker")] if self.decoder.files_incoming else []
 
     def failed(self, exc: AgentFMError) -> AgentFMError:
         """Mark a failure after the 200 and keep the text the task produced before it."""
@@ -188,10 +179,6 @@ class TaskBody:
         elif text:
             exc.partial_text = text  # type: ignore[attr-defined]
         return exc
-
-    def _chunks(self, texts: list[str]) -> list[TaskChunk]:
-        self._seen += texts
-        return [TaskChunk.model_construct(text=text, kind="text") for text in texts]
 
 
 def check_routed(

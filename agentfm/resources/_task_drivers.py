@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from agentfm._artifact_flow import collect_flow, extract_zip
 from agentfm._base_client import RequestSpec
+from agentfm._decoders import BytesDecoder
 from agentfm._fast_path import ScatterClient, fast_attempt, run_kwargs, use_fast_path
 from agentfm._flow import Emit, Pump, Sleep
 from agentfm._scatter import run_async, run_sync
@@ -43,12 +44,11 @@ from agentfm.exceptions import AgentFMError
 from agentfm.resources._task_scatter import ScatterCall, attempt_flow, scatter_call, scheduler_flow
 
 if TYPE_CHECKING:
+    import builtins
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-    from contextlib import AbstractAsyncContextManager, AbstractContextManager
     from pathlib import Path
 
-    import httpx
-
+    from agentfm._decoders import Decoder
     from agentfm._scatter import AttemptOutcome, Dispatch
     from agentfm._streaming import AsyncTaskStream, TaskStream
     from agentfm.artifacts import ArtifactManager
@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncTaskClient", "AsyncTaskDriver", "SyncTaskClient", "SyncTaskDriver"]
 
 R = TypeVar("R")
+T = TypeVar("T")
+X = TypeVar("X")
 
 
 class _ClientConfig(ScatterClient, Protocol):
@@ -69,15 +71,17 @@ class _ClientConfig(ScatterClient, Protocol):
 
 
 class _SyncWorkers(Protocol):
-    def _fetch(self) -> list[WorkerProfile]: ...
-    def match(self, model: str, *, min_honesty: float | None = None) -> list[WorkerProfile]: ...
+    def list(self) -> builtins.list[WorkerProfile]: ...
+    def match(
+        self, model: str, *, min_honesty: float | None = None
+    ) -> builtins.list[WorkerProfile]: ...
 
 
 class _AsyncWorkers(Protocol):
-    async def _fetch(self) -> list[WorkerProfile]: ...
+    async def list(self) -> builtins.list[WorkerProfile]: ...
     async def match(
         self, model: str, *, min_honesty: float | None = None
-    ) -> list[WorkerProfile]: ...
+    ) -> builtins.list[WorkerProfile]: ...
 
 
 class SyncTaskClient(_ClientConfig, Protocol):
@@ -86,8 +90,17 @@ class SyncTaskClient(_ClientConfig, Protocol):
     @property
     def workers(self) -> _SyncWorkers: ...
     def request_json(self, spec: RequestSpec) -> Any: ...
-    def _open_stream(self, spec: RequestSpec) -> AbstractContextManager[httpx.Response]: ...
-    def _iter_body(self, response: httpx.Response, timeout: float | None) -> Iterator[bytes]: ...
+    def stream(
+        self,
+        spec: RequestSpec,
+        decoder: Decoder[X],
+        parse: Callable[[X], T],
+        *,
+        timeout: float | None = None,
+        max_output_bytes: int | None = None,
+        on_end: Callable[[], None] | None = None,
+        on_error: Callable[[AgentFMError], AgentFMError] | None = None,
+    ) -> Iterator[T]: ...
 
 
 class AsyncTaskClient(_ClientConfig, Protocol):
@@ -96,10 +109,32 @@ class AsyncTaskClient(_ClientConfig, Protocol):
     @property
     def workers(self) -> _AsyncWorkers: ...
     async def request_json(self, spec: RequestSpec) -> Any: ...
-    def _open_stream(self, spec: RequestSpec) -> AbstractAsyncContextManager[httpx.Response]: ...
-    def _iter_body(
-        self, response: httpx.Response, timeout: float | None
-    ) -> AsyncIterator[bytes]: ...
+    def stream(
+        self,
+        spec: RequestSpec,
+        decoder: Decoder[X],
+        parse: Callable[[X], T],
+        *,
+        timeout: float | None = None,
+        max_output_bytes: int | None = None,
+        on_end: Callable[[], None] | None = None,
+        on_error: Callable[[AgentFMError], AgentFMError] | None = None,
+    ) -> AsyncIterator[T]: ...
+
+
+def _as_is(exc: AgentFMError) -> AgentFMError:
+    """An artifact download's failure is raised as it is (no task started, no text kept)."""
+    return exc
+
+
+def _stream_options(body: TaskBody, timeout: float | None, client: _ClientConfig) -> dict[str, Any]:
+    """How the client's ``stream`` driver reads one task body."""
+    return {
+        "timeout": timeout,
+        "max_output_bytes": client.max_output_bytes,
+        "on_end": body.decoder.raise_for_end,
+        "on_error": body.failed,
+    }
 
 
 class _TaskDriver:
@@ -228,7 +263,7 @@ class SyncTaskDriver(_TaskDriver):
             case RequestSpec():
                 return client.request_json(step)
             case FetchWorkers():
-                return client.workers._fetch()
+                return client.workers.list()
             case MatchWorkers():
                 return client.workers.match(step.model, min_honesty=step.min_honesty)
             case Download():
@@ -240,12 +275,11 @@ class SyncTaskDriver(_TaskDriver):
         return None
 
     def _download(self, spec: RequestSpec, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self._client._open_stream(spec) as response:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "wb") as sink:
-                    for piece in self._client._iter_body(response, None):
-                        sink.write(piece)
+            with open(target, "wb") as sink:
+                for piece in self._client.stream(spec, BytesDecoder(), bytes, on_error=_as_is):
+                    sink.write(piece)
         except AgentFMError:
             target.unlink(missing_ok=True)
             raise
@@ -253,15 +287,10 @@ class SyncTaskDriver(_TaskDriver):
     def _chunks(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> Iterator[TaskChunk]:
-        body = TaskBody(state, self._client.max_output_bytes)
-        with self._client._open_stream(spec) as response:
-            try:
-                for piece in self._client._iter_body(response, timeout):
-                    yield from body.feed(piece)
-                yield from body.flush()
-                body.check_end()
-            except AgentFMError as exc:
-                raise body.failed(exc) from exc.__cause__
+        body = TaskBody(state)
+        yield from self._client.stream(
+            spec, body.decoder, body.parse, **_stream_options(body, timeout, self._client)
+        )
         yield from body.end()
 
     def _scatter_iter(self, call: ScatterCall) -> Iterator[ScatterResult]:
@@ -346,7 +375,7 @@ class AsyncTaskDriver(_TaskDriver):
             case RequestSpec():
                 return await client.request_json(step)
             case FetchWorkers():
-                return await client.workers._fetch()
+                return await client.workers.list()
             case MatchWorkers():
                 return await client.workers.match(step.model, min_honesty=step.min_honesty)
             case Download():
@@ -358,12 +387,12 @@ class AsyncTaskDriver(_TaskDriver):
         return None
 
     async def _download(self, spec: RequestSpec, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            async with self._client._open_stream(spec) as response:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "wb") as sink:  # noqa: ASYNC230 - local disk, small writes
-                    async for piece in self._client._iter_body(response, None):
-                        sink.write(piece)
+            with open(target, "wb") as sink:  # noqa: ASYNC230 - local disk, small writes
+                pieces = self._client.stream(spec, BytesDecoder(), bytes, on_error=_as_is)
+                async for piece in pieces:
+                    sink.write(piece)
         except AgentFMError:
             await asyncio.to_thread(target.unlink, missing_ok=True)
             raise
@@ -371,17 +400,10 @@ class AsyncTaskDriver(_TaskDriver):
     async def _chunks(
         self, spec: RequestSpec, timeout: float | None, state: StreamState
     ) -> AsyncIterator[TaskChunk]:
-        body = TaskBody(state, self._client.max_output_bytes)
-        async with self._client._open_stream(spec) as response:
-            try:
-                async for piece in self._client._iter_body(response, timeout):
-                    for chunk in body.feed(piece):
-                        yield chunk
-                for chunk in body.flush():
-                    yield chunk
-                body.check_end()
-            except AgentFMError as exc:
-                raise body.failed(exc) from exc.__cause__
+        body = TaskBody(state)
+        options = _stream_options(body, timeout, self._client)
+        async for chunk in self._client.stream(spec, body.decoder, body.parse, **options):
+            yield chunk
         for chunk in body.end():
             yield chunk
 

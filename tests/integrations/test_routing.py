@@ -13,6 +13,7 @@ import pytest
 
 import agentfm
 from agentfm import _routing
+from agentfm._decoders import RejectionGate
 from agentfm._defaults import scatter_concurrency
 from agentfm._scatter import is_redispatchable
 from agentfm_integrations import _tasks
@@ -80,7 +81,7 @@ def test_single_calls_and_scatter_share_one_failover_rule(exc: agentfm.AgentFMEr
 
 
 def test_rejection_gate_holds_only_a_leading_rejection_line() -> None:
-    gate = _routing.RejectionGate()
+    gate = RejectionGate()
     assert gate.feed("❌ ERR") == ""
     assert gate.feed("OR: Worker is at max capacity (1/1).\n") == ""
     assert not gate.emitted  # a failure now may still fail over
@@ -88,10 +89,10 @@ def test_rejection_gate_holds_only_a_leading_rejection_line() -> None:
         "❌ ERROR: Worker is at max capacity (1/1).\nbut more output\n"
     )
     assert gate.emitted
-    plain = _routing.RejectionGate()
+    plain = RejectionGate()
     assert plain.feed("hello") == "hello"
     assert plain.feed(" world") == " world"
-    ended = _routing.RejectionGate()
+    ended = RejectionGate()
     assert ended.feed("❌ ERROR: x\n") == ""
     assert ended.flush() == "❌ ERROR: x\n"
 

@@ -241,7 +241,7 @@ def test_request_spec_hides_the_key() -> None:
     from agentfm._base_client import RequestSpec
 
     client = AgentFMClient("http://127.0.0.1:9", api_key="very-secret-key-123")
-    spec = client._spec(RequestSpec("GET", "/api/workers", idempotent=True))
+    spec = client._prepare(RequestSpec("GET", "/api/workers", idempotent=True))
     assert "very-secret-key-123" not in repr(spec)
     assert "very-secret-key-123" not in repr(client)
     request = spec.build()
