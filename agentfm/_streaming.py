@@ -17,11 +17,10 @@ from agentfm._decoders import (
     START_FAILED_PREFIX,
     Decoder,
     MarkerDecoder,
-    SSEDecoder,
-    SSEEvent,
     failure_from_tail,
     strip_failure_line,
 )
+from agentfm._sse import SSEDecoder, SSEEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator

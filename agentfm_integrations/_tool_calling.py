@@ -21,9 +21,9 @@ one implementation. The machine-readable parts of the contract sit between tags
 (``<tools>``, ``<tool_choice>``, ``<schema>``, ``<correction>``) that the embedded mesh's
 ``planner`` demo worker reads; an instruction-following LLM reads the prose around them.
 
-The module is one concept, the reply contract, written and read: its renderer and its
-parser change together, so they stay side by side past 500 lines (the streaming decoder of
-a final answer, a concept of its own, lives in `_final_answer`).
+Why this module is long: it is one concept, the reply contract, written and read. Its
+renderer and its parser change together, so they stay side by side past 500 lines (the
+streaming decoder of a final answer, a concept of its own, lives in `_final_answer`).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ from pydantic import BaseModel
 
 from agentfm._base_client import RequestSpec, resolve_timeout
 from agentfm._constants import PEER_ID_PREFIX_ED25519, STREAM_ERROR_PREFIX
-from agentfm._decoders import SSEDecoder, SSEEvent, failure_from_tail, strip_failure_line
+from agentfm._decoders import failure_from_tail, strip_failure_line
 from agentfm._resource import validate
+from agentfm._sse import SSEDecoder, SSEEvent
 from agentfm._validation import is_peer_id, require_prompt, require_timeout
 from agentfm.exceptions import AgentFMRoutingWarning, WorkerStreamError
 
