@@ -31,17 +31,18 @@ def order_peers(
     in_flight: Mapping[str, int] | None = None,
     rng: random.Random | None = None,
 ) -> list[str]:
-    """Order matched workers for one task, least effectively loaded first.
+    """The SDK's one order of candidate workers: least effectively loaded first.
 
-    Telemetry is seconds old, so the load counts this process's own tasks in flight too,
-    and ties are broken at random: otherwise concurrent calls would all pick the same
-    "idle" worker.
+    Telemetry is seconds old, so the load counts this process's own tasks in flight too;
+    a lower CPU use breaks a tie in load, and exact ties are broken at random: otherwise
+    concurrent calls would all pick the same "idle" worker. `match_workers` (and so
+    ``workers.match`` and every call routed by ``model=``) orders its matches with it.
     """
     own = in_flight or {}
 
-    def load(worker: WorkerProfile) -> float:
+    def load(worker: WorkerProfile) -> tuple[float, float]:
         busy = worker.current_tasks + own.get(worker.peer_id, 0)
-        return busy / worker.max_tasks if worker.max_tasks > 0 else 0.0
+        return (busy / worker.max_tasks if worker.max_tasks > 0 else 0.0), worker.cpu_usage_pct
 
     shuffled = list(workers)
     (rng or random).shuffle(shuffled)
@@ -139,4 +140,6 @@ def plan_for(model: str, workers: Sequence[WorkerProfile], max_retries: int) -> 
             code="model_not_found",
             status=404,
         )
+    # `match_workers` orders by the same rule; ordering here too keeps a replaced
+    # ``workers.match`` (a caller's own matcher) on it.
     return PeerPlan(order_peers(workers, IN_FLIGHT.snapshot()), max_retries)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import agentfm._routing as _routing
 from agentfm._base_client import RequestSpec
 from agentfm._flow import Sleep
 from agentfm._resource import AsyncAPIResource, SyncAPIResource, validate
@@ -62,7 +63,7 @@ def match_workers(
     available_only: bool = False,
     min_honesty: float | None = None,
 ) -> list[WorkerProfile]:
-    """The gateway's three-tier model matcher, least-loaded first.
+    """The gateway's three-tier model matcher, in `agentfm._routing.order_peers` order.
 
     Tier 1: ``peer_id`` equals ``model`` exactly; tier 2: agent name equals it
     case-insensitively; tier 3: engine equals it case-insensitively. Each worker lands in
@@ -84,7 +85,11 @@ def match_workers(
     chosen = next((tier for tier in tiers if tier), [])
     if available_only:
         chosen = [w for w in chosen if w.max_tasks <= 0 or w.current_tasks < w.max_tasks]
-    return sorted(chosen, key=lambda w: (w.load_ratio, w.cpu_usage_pct))
+    if not chosen:
+        return []
+    # One ordering rule for every caller (looked up at call time: tests pin the order).
+    by_id: dict[str, WorkerProfile] = {w.peer_id: w for w in chosen}
+    return [by_id[p] for p in _routing.order_peers(chosen, _routing.IN_FLIGHT.snapshot())]
 
 
 def _check_poll(wait_for_workers: int, poll_timeout: float, poll_interval: float) -> None:
