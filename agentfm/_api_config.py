@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["BaseAPIClient", "Settings", "http_preset"]
+__all__ = ["BaseAPIClient", "Settings"]
 
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 Phase = Literal["request", "stream", "body"]
@@ -91,21 +91,6 @@ class Settings:
     idle_timeout: float | None
     max_output_bytes: int | None
     routing_warning: bool
-
-
-def http_preset(
-    base_url: str, timeout: float | httpx.Timeout | None, user_agent: str, api_key: str | None
-) -> dict[str, Any]:
-    """The httpx client settings of 0.3.0's ``make_client`` / ``make_async_client``."""
-    headers = {"User-Agent": user_agent}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return {
-        "base_url": base_url.rstrip("/"),
-        "timeout": default_timeout(timeout),
-        "headers": headers,
-        "follow_redirects": False,
-    }
 
 
 def _check_args(retries: object, max_connections: int | None, timeout: object) -> None:

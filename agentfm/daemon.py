@@ -1,4 +1,4 @@
-"""0.3.0 module path of `LocalMeshGateway` (re-exports)."""
+"""0.3.0 module path of `LocalMeshGateway` (see `agentfm._compat`)."""
 
 from __future__ import annotations
 

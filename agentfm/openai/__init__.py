@@ -1,4 +1,4 @@
-"""0.3.0 module path of the OpenAI-compatible namespace and its models (re-exports)."""
+"""0.3.0 module path of the OpenAI namespace and its models (see `agentfm._compat`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""0.3.0 module path of the OpenAI-compatible models (re-exports)."""
+"""0.3.0 module path of the OpenAI-compatible models (re-exports; see `agentfm._compat`)."""
 
 from __future__ import annotations
 
