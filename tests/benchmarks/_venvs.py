@@ -45,7 +45,7 @@ class BenchVenv:
 SEED = BenchVenv("seed-venv", ("agentfm-sdk==0.3.0",), "import agentfm", ("agentfm-sdk", "httpx"))
 OPENAI3 = BenchVenv(
     "openai3-venv",
-    ("openai==3.57.0", "langchain-openai==1.7.4", "uvloop==0.23.0"),
+    ("openai==3.57.0", "langchain-openai==1.8.1", "uvloop==0.23.0"),
     "import openai, langchain_openai, uvloop",
     ("openai", "httpx2", "httpx", "langchain-openai", "langchain-core", "uvloop"),
 )
