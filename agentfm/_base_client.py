@@ -79,6 +79,10 @@ log = logging.getLogger("agentfm.http")
 TimeoutKind = Literal["short", "long"]
 T = TypeVar("T")
 
+# One encoder for every request body: ``json.dumps`` with any option builds a fresh
+# `json.JSONEncoder` per call, a cost paid once per scatter attempt. Same output.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
 
 @dataclass(frozen=True)
 class RequestSpec:
@@ -102,7 +106,7 @@ class RequestSpec:
         """The JSON body as sent, refusing one the gateway would cut (pure: nothing is sent)."""
         if self.json is None:
             return None
-        content = json.dumps(self.json, ensure_ascii=False).encode("utf-8")
+        content = _JSON.encode(self.json).encode("utf-8")
         if len(content) > MAX_REQUEST_BODY:
             # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
             # after the whole upload; refusing here says why, and sends nothing.
