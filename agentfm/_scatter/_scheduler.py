@@ -23,7 +23,6 @@ from agentfm._scatter._types import (
     _Attempt,
     _Item,
     _Peer,
-    build_result,
 )
 from agentfm.exceptions import (
     AgentFMError,
@@ -85,8 +84,6 @@ class ScatterScheduler:
         hedge: bool = False,
     ) -> None:
         self.peers: list[str] = list(dict.fromkeys(peer_ids))
-        # Plain strings (not subclasses): results can then skip pydantic's validation.
-        self._exact_peers = all(type(p) is str for p in self.peers)
         self._peers = {p: _Peer(p, n) for n, p in enumerate(self.peers)}
         for peer_id, (max_tasks, current) in (capacity or {}).items():
             peer = self._peers.get(peer_id)
@@ -479,18 +476,17 @@ class ScatterScheduler:
                 self._cancelled.append(other.dispatch)
         started = item.first_start if item.first_start is not None else now
         error = outcome.error
-        fields = {
-            "prompt": item.prompt,
-            "worker_id": PeerID(peer.peer_id),
-            "status": "success" if error is None else "failed",
-            "text": outcome.text,
-            "artifacts": outcome.artifacts,
-            "error": None if error is None else str(error),
-            "index": item.index,
-            "task_id": outcome.task_id,
-            "attempts": item.attempts,
-            "peers_tried": list(item.tried),
-            "duration_seconds": max(outcome.duration, now - started),
-            "exception": error,
-        }
-        return build_result(fields, plain_peers=self._exact_peers)
+        return ScatterResult(
+            prompt=item.prompt,
+            worker_id=PeerID(peer.peer_id),
+            status="success" if error is None else "failed",
+            text=outcome.text,
+            artifacts=outcome.artifacts,
+            error=None if error is None else str(error),
+            index=item.index,
+            task_id=outcome.task_id,
+            attempts=item.attempts,
+            peers_tried=list(item.tried),
+            duration_seconds=max(outcome.duration, now - started),
+            exception=error,
+        )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from agentfm.models import ScatterResult
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -13,8 +11,6 @@ if TYPE_CHECKING:
     from agentfm.exceptions import AgentFMError
 
 __all__ = ["BENCH_FIRST", "AttemptOutcome", "Dispatch"]
-
-_TASK_ID_TYPES = (str, type(None))
 
 BENCH_FIRST = 2.0  # seconds a failing peer is benched first; doubles on every failed probe
 
@@ -117,22 +113,3 @@ class _Attempt:
         self.item = item
         self.peer = peer
         self.start = start
-
-
-def build_result(fields: dict[str, Any], *, plain_peers: bool) -> ScatterResult:
-    """The `ScatterResult` of ``fields``, validated only where a value may need it.
-
-    The scheduler's own values already have their declared types; only what an attempt
-    brought back (its text, task id, artifacts) or a caller's ``str`` subclass may not, so
-    a result made only of plain values skips pydantic's validation (it would copy them).
-    """
-    if (
-        plain_peers
-        and type(fields["prompt"]) is str
-        and type(fields["text"]) is str
-        and type(fields["task_id"]) in _TASK_ID_TYPES
-        and not fields["artifacts"]
-        and type(fields["duration_seconds"]) is float
-    ):
-        return ScatterResult.model_construct(**fields)
-    return ScatterResult(**fields)
