@@ -64,6 +64,8 @@ __all__ = [
     "connect_timeout_error",
     "connection_error",
     "decode_json",
+    "encode_body",
+    "encode_json",
     "error_from_response",
     "error_from_transport",
     "idle_bound",
@@ -101,6 +103,24 @@ def encode_json(value: Any) -> str:
     return _JSON.encode(value)
 
 
+def encode_body(value: Any) -> bytes:
+    """The JSON request body of ``value``, refusing one the gateway would cut.
+
+    `RequestSpec.encode_body` and the scatter fast path (which sends one template spec
+    with a body per attempt) both encode through here, so both keep the cap.
+    """
+    content = encode_json(value).encode("utf-8")
+    if len(content) > MAX_REQUEST_BODY:
+        # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
+        # after the whole upload; refusing here says why, and sends nothing.
+        raise InvalidRequestError(
+            f"request body is {len(content)} bytes; the gateway accepts at most "
+            f"{MAX_REQUEST_BODY} (shorten the prompt)",
+            code="request_too_large",
+        )
+    return content
+
+
 @dataclass(frozen=True)
 class RequestSpec:
     """Everything needed to send one request; built by the resources, sent by the clients."""
@@ -121,18 +141,7 @@ class RequestSpec:
 
     def encode_body(self) -> bytes | None:
         """The JSON body as sent, refusing one the gateway would cut (pure: nothing is sent)."""
-        if self.json is None:
-            return None
-        content = encode_json(self.json).encode("utf-8")
-        if len(content) > MAX_REQUEST_BODY:
-            # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
-            # after the whole upload; refusing here says why, and sends nothing.
-            raise InvalidRequestError(
-                f"request body is {len(content)} bytes; the gateway accepts at most "
-                f"{MAX_REQUEST_BODY} (shorten the prompt)",
-                code="request_too_large",
-            )
-        return content
+        return None if self.json is None else encode_body(self.json)
 
     def build(self) -> httpx.Request:
         """Return the `httpx.Request` (pure: nothing is sent).
