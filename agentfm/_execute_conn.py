@@ -112,6 +112,7 @@ class Connection(asyncio.Protocol):
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_HEAD_LIMIT)
         self._exchange: Exchange | None = None
         self._fd = -1
+        self._poll: Any = None  # a `select.poll` of this socket alone, where the OS has poll
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -121,6 +122,10 @@ class Connection(asyncio.Protocol):
         if sock is not None:
             _set_keepalive(sock)
             self._fd = sock.fileno()
+            if hasattr(select, "poll"):
+                # Registered once: a zero-timeout poll per reuse costs half a select.
+                self._poll = select.poll()
+                self._poll.register(self._fd, select.POLLIN | select.POLLPRI)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -173,6 +178,13 @@ class Connection(asyncio.Protocol):
             return True
         if now - self.idle_since >= expiry:
             return True
+        if self._poll is not None:
+            # Any event while idle (readable, hang-up, error, a closed descriptor) means
+            # EOF or stray bytes not yet seen by the loop, as select's readable set would.
+            try:
+                return bool(self._poll.poll(0))
+            except (OSError, ValueError):
+                return True
         if self._fd >= 0:
             # Readable while idle means EOF (or stray bytes) not yet seen by the loop.
             try:
