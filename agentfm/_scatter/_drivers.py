@@ -93,12 +93,13 @@ async def run_async(
                 running.pop((dispatch.index, dispatch.attempt), None)
                 if isinstance(outcome, BaseException):
                     raise outcome
-                result = scheduler.complete(dispatch, outcome, clock())
+                now = clock()  # one reading for the outcome and any results it ended
+                result = scheduler.complete(dispatch, outcome, now)
                 for loser in scheduler.take_cancelled():
                     lost = running.pop((loser.index, loser.attempt), None)
                     if lost is not None:
                         lost.cancel()
-                aborted = scheduler.take_aborted(clock())
+                aborted = scheduler.take_aborted(now)
                 if on_progress is not None:
                     on_progress(scheduler.progress())
                 if result is not None:

@@ -246,8 +246,7 @@ class ScatterScheduler:
         if self.total is None:
             return False
         backlog = (self.total - self._pulled) + len(self._waiting) + 1
-        fastest = self._fastest.get(self._peer_list)
-        return better_wait(peer, self._peer_list, now, backlog, fastest)
+        return better_wait(peer, self._peer_list, now, backlog, self._fastest.get(self._peer_list))
 
     def next_dispatch(self, now: float = 0.0) -> Dispatch | None:
         """The next attempt to start, or None if nothing can start until one completes.
@@ -259,7 +258,7 @@ class ScatterScheduler:
             return None
         if len(self._in_flight) >= self.max_concurrency or now < self._pause_until:
             return None
-        for position, item in enumerate(self._waiting):
+        for position, item in enumerate(self._waiting) if self._waiting else ():
             choice = self._choose(item, now)
             if choice is not None:
                 del self._waiting[position]
