@@ -64,6 +64,8 @@ __all__ = [
     "connect_timeout_error",
     "connection_error",
     "decode_json",
+    "encode_body",
+    "encode_json",
     "error_from_response",
     "error_from_transport",
     "idle_bound",
@@ -78,6 +80,45 @@ log = logging.getLogger("agentfm.http")
 
 TimeoutKind = Literal["short", "long"]
 T = TypeVar("T")
+
+# One encoder for every request body: ``json.dumps`` with any option builds a fresh
+# `json.JSONEncoder` per call, a cost paid once per scatter attempt. Same output.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_json_string = json.encoder.encode_basestring  # the C function `_JSON` uses for strings
+
+
+def encode_json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)``, with a shortcut for a flat dict of strings.
+
+    A task body (``worker_id``, ``prompt``, ``task_id``) is such a dict; quoting its
+    strings directly skips building an encoder per call and gives the same text.
+    """
+    if type(value) is dict:
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str or type(item) is not str:
+                return _JSON.encode(value)
+            parts.append(_json_string(key) + ": " + _json_string(item))
+        return "{" + ", ".join(parts) + "}"
+    return _JSON.encode(value)
+
+
+def encode_body(value: Any) -> bytes:
+    """The JSON request body of ``value``, refusing one the gateway would cut.
+
+    `RequestSpec.encode_body` and the scatter fast path (which sends one template spec
+    with a body per attempt) both encode through here, so both keep the cap.
+    """
+    content = encode_json(value).encode("utf-8")
+    if len(content) > MAX_REQUEST_BODY:
+        # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
+        # after the whole upload; refusing here says why, and sends nothing.
+        raise InvalidRequestError(
+            f"request body is {len(content)} bytes; the gateway accepts at most "
+            f"{MAX_REQUEST_BODY} (shorten the prompt)",
+            code="request_too_large",
+        )
+    return content
 
 
 @dataclass(frozen=True)
@@ -100,18 +141,7 @@ class RequestSpec:
 
     def encode_body(self) -> bytes | None:
         """The JSON body as sent, refusing one the gateway would cut (pure: nothing is sent)."""
-        if self.json is None:
-            return None
-        content = json.dumps(self.json, ensure_ascii=False).encode("utf-8")
-        if len(content) > MAX_REQUEST_BODY:
-            # The gateway reads only the first 1 MiB and answers "Invalid JSON payload"
-            # after the whole upload; refusing here says why, and sends nothing.
-            raise InvalidRequestError(
-                f"request body is {len(content)} bytes; the gateway accepts at most "
-                f"{MAX_REQUEST_BODY} (shorten the prompt)",
-                code="request_too_large",
-            )
-        return content
+        return None if self.json is None else encode_body(self.json)
 
     def build(self) -> httpx.Request:
         """Return the `httpx.Request` (pure: nothing is sent).

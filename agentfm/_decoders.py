@@ -36,6 +36,8 @@ __all__ = [
     "Decoder",
     "MarkerDecoder",
     "RejectionGate",
+    "WholeBody",
+    "decode_whole",
     "failure_from_tail",
     "strip_failure_line",
 ]
@@ -415,3 +417,46 @@ class MarkerDecoder:
         out.append(line)
         if line.strip():
             self._last_line = line[:_LINE_HEAD]
+
+
+class WholeBody:
+    """What `MarkerDecoder` makes of a whole body: its text, marker and error after `flush`."""
+
+    __slots__ = ("error", "marker", "text")
+
+    def __init__(self, text: str, marker: str | None, error: AgentFMError | None) -> None:
+        self.text = text
+        self.marker = marker
+        self.error = error
+
+    @property
+    def files_incoming(self) -> bool:
+        """True when the body ended with ``[AGENTFM: FILES_INCOMING]``."""
+        return self.marker == ARTIFACT_INCOMING
+
+
+def decode_whole(data: bytes) -> WholeBody:
+    """Decode a body that arrived whole, exactly as ``MarkerDecoder().feed(data)`` + ``flush()``.
+
+    Most task replies arrive in one read, and most end the usual way: complete lines, then
+    the terminal marker on the last one. That case is decided in one pass over the text
+    (the output is every line before the marker, less the one empty line the worker writes
+    before it; the failure line is looked for in its tail as `MarkerDecoder` does). Any
+    other body (no marker, a partial last line) goes through `MarkerDecoder` itself, so the
+    two can never disagree.
+    """
+    text = data.decode("utf-8", "replace")
+    cut = text.rfind("\n", 0, len(text) - 1) + 1
+    last = text[cut:]
+    if last and last[-1] == "\n" and last[0] in " \t[" and (marker := _marker_of(last)):
+        body = text[:cut]
+        if body == "\n" or body.endswith("\n\n"):
+            body = body[:-1]  # the single empty line before the marker is not output
+        error = failure_from_tail(body[-_TAIL_KEEP:])
+        if error is not None:
+            error.files_incoming = marker == ARTIFACT_INCOMING
+        return WholeBody(body, marker, error)
+    decoder = MarkerDecoder()
+    parts = decoder.feed(data)
+    parts += decoder.flush()
+    return WholeBody("".join(parts), decoder.marker, decoder.error)

@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - h11 alone is enough
     httptools = None  # type: ignore[assignment]
 
 from agentfm._base_client import error_from_response, error_from_transport, output_too_large_error
+from agentfm._decoders import decode_whole
 from agentfm._streaming import MarkerDecoder
 from agentfm.exceptions import AgentFMError, GatewayProtocolError, InvalidRequestError
 
@@ -77,6 +78,7 @@ class Exchange:
         "decoder",
         "headers",
         "limit",
+        "ok",
         "parts",
         "received",
         "status",
@@ -88,6 +90,9 @@ class Exchange:
         self.limit = limit
         self.status = 0
         self.headers: dict[str, str] = {}
+        self.ok = False  # a 2xx/3xx answer: its body is task output, decoded
+        # Made at the first piece of a body that comes in several reads (a body that
+        # arrives whole is decoded in one pass by `decode_whole`).
         self.decoder: MarkerDecoder | None = None
         self.parts: list[str] = []
         self.body: list[bytes] = []
@@ -107,6 +112,7 @@ class Connection(asyncio.Protocol):
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_HEAD_LIMIT)
         self._exchange: Exchange | None = None
         self._fd = -1
+        self._poll: Any = None  # a `select.poll` of this socket alone, where the OS has poll
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -116,6 +122,10 @@ class Connection(asyncio.Protocol):
         if sock is not None:
             _set_keepalive(sock)
             self._fd = sock.fileno()
+            if hasattr(select, "poll"):
+                # Registered once: a zero-timeout poll per reuse costs half a select.
+                self._poll = select.poll()
+                self._poll.register(self._fd, select.POLLIN | select.POLLPRI)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -168,6 +178,13 @@ class Connection(asyncio.Protocol):
             return True
         if now - self.idle_since >= expiry:
             return True
+        if self._poll is not None:
+            # Any event while idle (readable, hang-up, error, a closed descriptor) means
+            # EOF or stray bytes not yet seen by the loop, as select's readable set would.
+            try:
+                return bool(self._poll.poll(0))
+            except (OSError, ValueError):
+                return True
         if self._fd >= 0:
             # Readable while idle means EOF (or stray bytes) not yet seen by the loop.
             try:
@@ -241,9 +258,8 @@ class Connection(asyncio.Protocol):
 
     def _on_head(self, exchange: Exchange, status: int, headers: Any) -> None:
         exchange.status = status
-        if 200 <= status < 400:
-            exchange.decoder = MarkerDecoder()
-        else:
+        exchange.ok = 200 <= status < 400
+        if not exchange.ok:
             exchange.headers = {
                 k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers
             }
@@ -251,36 +267,47 @@ class Connection(asyncio.Protocol):
     def _on_data(self, exchange: Exchange, data: bytes) -> None:
         if type(data) is not bytes:  # h11 hands out slices of its bytearray buffer
             data = bytes(data)
-        exchange.received += len(data)
-        if exchange.limit is not None and exchange.received > exchange.limit:
-            raise output_too_large_error(exchange.limit)
-        decoder = exchange.decoder
-        if decoder is not None:
+        self._count(exchange, data)
+        if exchange.ok:
             # Decoded as it arrives: only the text is kept, never the raw body too.
+            decoder = exchange.decoder
+            if decoder is None:
+                decoder = exchange.decoder = MarkerDecoder()
             exchange.parts += decoder.feed(data)
         else:
             exchange.body.append(data)
 
-    def _on_end(self, exchange: Exchange) -> None:
+    @staticmethod
+    def _count(exchange: Exchange, data: bytes) -> None:
+        exchange.received += len(data)
+        if exchange.limit is not None and exchange.received > exchange.limit:
+            raise output_too_large_error(exchange.limit)
+
+    def _on_end(self, exchange: Exchange, whole: bytes = b"") -> None:
+        """Settle the exchange; ``whole``: the entire body when none of it was fed before."""
         if exchange.waiter.done():
             return
-        decoder = exchange.decoder
-        if decoder is None:
+        if not exchange.ok:
             exchange.waiter.set_exception(
                 error_from_response(exchange.status, exchange.headers, b"".join(exchange.body))
             )
             return
-        exchange.parts += decoder.flush()
-        text = "".join(exchange.parts)
-        exchange.parts.clear()
-        error = decoder.error
+        decoder = exchange.decoder
+        if decoder is None:
+            decoded = decode_whole(whole)
+            text, error, files_incoming = decoded.text, decoded.error, decoded.files_incoming
+        else:
+            exchange.parts += decoder.flush()
+            text, error = "".join(exchange.parts), decoder.error
+            files_incoming = decoder.files_incoming
+            exchange.parts.clear()
         if error is not None:
             error.task_started = True
             if text:
                 error.partial_text = text  # type: ignore[attr-defined]
             exchange.waiter.set_exception(error)
             return
-        exchange.waiter.set_result((text, decoder.files_incoming))
+        exchange.waiter.set_result((text, files_incoming))
 
 
 class LLConnection(Connection):
@@ -371,7 +398,15 @@ class LLConnection(Connection):
             return
         self._ll_done = True
         self._ll_keep = self._ll.should_keep_alive()
-        if self._ll_body:
+        pieces = self._ll_body
+        if pieces and exchange.decoder is None and exchange.ok and not exchange.waiter.done():
+            # The whole body came in this read: decoded in one pass, not line by line.
+            self._ll_body = []
+            whole = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            self._count(exchange, whole)
+            self._on_end(exchange, whole)
+            return
+        if pieces:
             self._ll_flush()
         self._on_end(exchange)
 

@@ -194,27 +194,33 @@ class ExecutePool:
         timeout: float | None,
         idle_timeout: float | None = None,
         max_output_bytes: int | None = None,
+        body: bytes | None = None,
     ) -> tuple[str, bool]:
         """Run one task; return its text and whether files are incoming.
+
+        ``body``: the encoded JSON body (`agentfm._base_client.encode_body`) when it is not
+        the spec's own: a scatter sends one spec with a body per attempt.
 
         Raises:
             AgentFMError: the typed error of the regular path (`IncompleteStreamError`,
                 `WorkerRejectedError`, `WorkerNotFoundError`, …); ``task_started`` is set
                 when the failure came after a 200.
         """
+        if body is None:
+            body = spec.encode_body() or b""
         if self._limit is None:
-            return await self._execute(spec, timeout, idle_timeout, max_output_bytes)
+            return await self._execute(spec, body, timeout, idle_timeout, max_output_bytes)
         async with self._limit:
-            return await self._execute(spec, timeout, idle_timeout, max_output_bytes)
+            return await self._execute(spec, body, timeout, idle_timeout, max_output_bytes)
 
     async def _execute(
         self,
         spec: RequestSpec,
+        body: bytes,
         timeout: float | None,
         idle_timeout: float | None,
         max_output_bytes: int | None,
     ) -> tuple[str, bool]:
-        body = spec.encode_body() or b""
         head = self._request(spec, body)
         loop = asyncio.get_running_loop()
         conn = self._checkout(loop.time()) or await self._connect()

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agentfm._base_client import RequestSpec, idle_bound, resolve_timeout
+from agentfm._base_client import RequestSpec, encode_body, idle_bound, resolve_timeout
 from agentfm._execute_pool import ExecutePool, supports
 from agentfm._scatter import AttemptOutcome, Dispatch
 from agentfm._streaming import strip_failure_line
@@ -212,16 +212,13 @@ class FastAttempt:
         template = self._template
         text = ""
         try:
-            spec = RequestSpec(
-                "POST",
-                template.path,
-                json={"worker_id": dispatch.peer_id, "prompt": dispatch.prompt, "task_id": task_id},
-                headers=template.headers,
-                timeout=template.timeout,
-                idle_timeout=template.idle_timeout,
+            # The template goes as it is, with this attempt's body (same encoding and cap
+            # as `RequestSpec.encode_body`): no spec is built per attempt.
+            body = encode_body(
+                {"worker_id": dispatch.peer_id, "prompt": dispatch.prompt, "task_id": task_id}
             )
             text, files_incoming = await pool.execute(
-                spec, timeout=self._timeout, max_output_bytes=self._max_output
+                template, timeout=self._timeout, max_output_bytes=self._max_output, body=body
             )
             artifacts = await self._collect(task_id) if files_incoming else []
         except Exception as exc:

@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 
     from agentfm._scatter._types import _Peer
 
-__all__ = ["BREAKER_THRESHOLD", "best_peer", "better_wait", "score", "usable"]
+__all__ = ["BREAKER_THRESHOLD", "FastestLatency", "best_peer", "better_wait", "score", "usable"]
 
 BREAKER_THRESHOLD = 3  # consecutive failures that bench a peer
+_UNBOUNDED = 1 << 30  # the room of a peer without telemetry
 _SLOW_PEER_RATIO = 1.5  # a peer this much slower than the fastest is "slow" for the tail rule
 
 
@@ -41,32 +42,49 @@ def best_peer(
 
     With ``now``, only peers usable then and with a free slot count (None if there is none).
     One loop rather than filtered lists and ``min(key=...)``: it runs once per attempt over
-    every peer, and was most of the scheduler's cost per task.
+    every peer, and was most of the scheduler's cost per task. A peer's score is compared
+    first: one that scores worse than the best so far cannot win, whatever its room or
+    state, so only the few that may win are checked further.
     """
     base = typical or 0.0
     best: _Peer | None = None
+    best_value = 0.0
     best_key: tuple[float, int, int] | None = None
     for peer in peers:
-        free = (1 << 30) if peer.limit is None else peer.limit - peer.others - peer.own
+        latency = peer.latency
+        if latency is None:
+            latency = base
+        value = latency * (1.0 + 2.0 * peer.failure_rate()) if peer.failures else latency
+        if best is not None and value > best_value:
+            continue  # the usual exit: the key's other parts only break ties
+        free = _UNBOUNDED if peer.limit is None else peer.limit - peer.others - peer.own
         if now is not None and (
             free <= 0
             or peer.benched_until > now
             or (peer.probing and peer.consecutive >= BREAKER_THRESHOLD)
         ):
             continue
-        latency = peer.latency if peer.latency is not None else base
-        value = latency * (1.0 + 2.0 * peer.failure_rate()) if peer.failures else latency
-        if best_key is not None and value > best_key[0]:
-            continue  # the usual exit: the key's other parts only break ties
         key = (value, -free, (peer.position - turn) % n)
         if best_key is None or key < best_key:
-            best, best_key = peer, key
+            best, best_value, best_key = peer, value, key
     return best
 
 
-def better_wait(peer: _Peer, peers: Sequence[_Peer], now: float, backlog: int) -> bool:
-    """Tail rule: would ``backlog`` items finish sooner queued for faster peers than on ``peer``?"""
+def better_wait(
+    peer: _Peer,
+    peers: Sequence[_Peer],
+    now: float,
+    backlog: int,
+    fastest: float | None = None,
+) -> bool:
+    """Tail rule: would ``backlog`` items finish sooner queued for faster peers than on ``peer``?
+
+    ``fastest``: the lowest latency among ``peers`` if the caller knows it. When even that
+    peer is not "faster" by the rule's ratio, none is, and the peers are not scanned.
+    """
     if peer.latency is None:
+        return False
+    if fastest is not None and fastest * _SLOW_PEER_RATIO >= peer.latency:
         return False
     faster = [
         p
@@ -82,3 +100,35 @@ def better_wait(peer: _Peer, peers: Sequence[_Peer], now: float, backlog: int) -
         rate += max(1, p.limit - p.others) / p.latency
     fastest = min(p.latency for p in faster if p.latency is not None)
     return backlog / rate + fastest < peer.latency
+
+
+class FastestLatency:
+    """The lowest latency measured among a batch's peers, for `better_wait`'s shortcut.
+
+    Kept up to date as latencies move, and rescanned only when the fastest peer itself
+    slowed down: about once per peer count of completions rather than once per dispatch.
+    """
+
+    __slots__ = ("_stale", "_value")
+
+    def __init__(self) -> None:
+        self._value: float | None = None  # None: no latency measured yet
+        self._stale = False
+
+    def moved(self, old: float | None, new: float) -> None:
+        """A peer's latency went from ``old`` (None: unmeasured) to ``new``."""
+        if self._stale:
+            return
+        value = self._value
+        if value is None or new < value:
+            self._value = new
+        elif old == value and new > old:
+            self._stale = True  # it may have been the only one that fast: rescan when asked
+
+    def get(self, peers: Sequence[_Peer]) -> float | None:
+        """The lowest latency among ``peers`` (None: none measured)."""
+        if self._stale:
+            measured = [p.latency for p in peers if p.latency is not None]
+            self._value = min(measured) if measured else None
+            self._stale = False
+        return self._value

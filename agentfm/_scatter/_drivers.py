@@ -93,12 +93,13 @@ async def run_async(
                 running.pop((dispatch.index, dispatch.attempt), None)
                 if isinstance(outcome, BaseException):
                     raise outcome
-                result = scheduler.complete(dispatch, outcome, clock())
+                now = clock()  # one reading for the outcome and any results it ended
+                result = scheduler.complete(dispatch, outcome, now)
                 for loser in scheduler.take_cancelled():
                     lost = running.pop((loser.index, loser.attempt), None)
                     if lost is not None:
                         lost.cancel()
-                aborted = scheduler.take_aborted(clock())
+                aborted = scheduler.take_aborted(now)
                 if on_progress is not None:
                     on_progress(scheduler.progress())
                 if result is not None:
@@ -115,7 +116,8 @@ async def run_async(
             await asyncio.sleep(0)  # let the closed transports finish closing
 
 
-_Message = ScatterResult | ScatterProgress | BaseException | None
+# A chunk of results and progress snapshots in order, a failure, or None (the end).
+_Message = list[ScatterResult | ScatterProgress] | BaseException | None
 
 
 def run_sync(
@@ -132,6 +134,9 @@ def run_sync(
     ``async_attempt`` (preferred: no thread per attempt) runs on the helper loop. Results
     and progress snapshots are handed over through a queue, so ``on_progress`` runs in the
     caller's thread. Abandoning the iterator cancels the attempts still running.
+
+    What one turn of the helper loop produced crosses to the caller's thread as one chunk:
+    one hand-over (a lock and a thread wake-up) per turn rather than per result.
     """
     messages: queue.SimpleQueue[_Message] = queue.SimpleQueue()
     loop = asyncio.new_event_loop()
@@ -150,13 +155,27 @@ def run_sync(
         async_attempt = in_thread
     chosen: Attempt = async_attempt
 
+    chunk: list[ScatterResult | ScatterProgress] = []
+
+    def hand_over() -> None:
+        if chunk:
+            messages.put(chunk.copy())
+            chunk.clear()
+
+    def post(message: ScatterResult | ScatterProgress) -> None:
+        if not chunk:
+            loop.call_soon(hand_over)  # once this turn's results are all in
+        chunk.append(message)
+
     async def pump() -> None:
-        progress = messages.put if on_progress is not None else None
-        agen = run_async(scheduler, chosen, progress, on_close=on_close)
+        agen = run_async(
+            scheduler, chosen, post if on_progress is not None else None, on_close=on_close
+        )
         try:
             async for result in agen:
-                messages.put(result)
+                post(result)
         finally:
+            hand_over()  # before the end (or a failure) is put on the queue
             await agen.aclose()
 
     tasks: list[asyncio.Task[None]] = []
@@ -185,13 +204,13 @@ def run_sync(
             message = messages.get()
             if message is None:
                 return
-            if isinstance(message, ScatterResult):
-                yield message
-            elif isinstance(message, ScatterProgress):
-                if on_progress is not None:
-                    on_progress(message)
-            else:
+            if isinstance(message, BaseException):
                 raise message
+            for item in message:
+                if isinstance(item, ScatterResult):
+                    yield item
+                elif on_progress is not None:
+                    on_progress(item)
     finally:
         started.wait()
         if thread.is_alive() and tasks:

@@ -9,7 +9,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sized
 
 from agentfm._backoff import exponential
-from agentfm._scatter._choice import BREAKER_THRESHOLD, best_peer, better_wait, score, usable
+from agentfm._scatter._choice import (
+    BREAKER_THRESHOLD,
+    FastestLatency,
+    best_peer,
+    better_wait,
+    score,
+    usable,
+)
 from agentfm._scatter._policy import (
     ends_batch,
     is_gateway_unreachable,
@@ -108,6 +115,7 @@ class ScatterScheduler:
         self._overload_pause = _OVERLOAD_FIRST
         self._recent: deque[float] = deque(maxlen=_RECENT)
         self._typical: float | None = None
+        self._fastest = FastestLatency()
         self._since_typical = 0
         self.done = 0
         self.succeeded = 0
@@ -238,7 +246,7 @@ class ScatterScheduler:
         if self.total is None:
             return False
         backlog = (self.total - self._pulled) + len(self._waiting) + 1
-        return better_wait(peer, self._peer_list, now, backlog)
+        return better_wait(peer, self._peer_list, now, backlog, self._fastest.get(self._peer_list))
 
     def next_dispatch(self, now: float = 0.0) -> Dispatch | None:
         """The next attempt to start, or None if nothing can start until one completes.
@@ -250,7 +258,7 @@ class ScatterScheduler:
             return None
         if len(self._in_flight) >= self.max_concurrency or now < self._pause_until:
             return None
-        for position, item in enumerate(self._waiting):
+        for position, item in enumerate(self._waiting) if self._waiting else ():
             choice = self._choose(item, now)
             if choice is not None:
                 del self._waiting[position]
@@ -422,10 +430,9 @@ class ScatterScheduler:
         peer.bench = BENCH_FIRST
         if peer.others:
             peer.others -= 1  # others' tasks finish too as time passes
-        if peer.latency is None:
-            peer.latency = latency
-        else:
-            peer.latency += _LATENCY_WEIGHT * (latency - peer.latency)
+        old = peer.latency
+        peer.latency = latency if old is None else old + _LATENCY_WEIGHT * (latency - old)
+        self._fastest.moved(old, peer.latency)
         self._overload_pause = _OVERLOAD_FIRST
         self._recent.append(latency)
         self._since_typical += 1

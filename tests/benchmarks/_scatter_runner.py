@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import resource
 import sys
@@ -243,6 +244,114 @@ def _raw(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
     return out
 
 
+_MARKERS = ("[AGENTFM: NO_FILES]", "[AGENTFM: FILES_INCOMING]")
+
+
+class ParsedReplies:
+    """One keep-alive connection's replies, framed by the parser our fast path uses.
+
+    llhttp through httptools when it is installed, else h11 (as ``agentfm._execute_pool``
+    picks), and a 200 whose last line is a terminal marker counts: the least a correct
+    client must do, against the raw floor's ``readuntil`` with no checks.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._body: list[bytes] = []
+        self._done = False
+        try:
+            import httptools
+        except ImportError:
+            import h11
+
+            self._h11: Any = h11.Connection(h11.CLIENT)
+            self._ll: Any = None
+        else:
+            self._h11 = None
+            self._ll = httptools.HttpResponseParser(self)
+
+    # llhttp callbacks
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._done = True
+
+    async def ask(self, body: bytes) -> tuple[bool, str]:
+        """Send one ``POST /api/execute``; return (a 200 ending in a marker, its text)."""
+        self._body, self._done = [], False
+        head = [(b"Host", b"x"), (b"Content-Type", b"application/json")]
+        head.append((b"Content-Length", b"%d" % len(body)))
+        if self._ll is not None:
+            self._writer.write(
+                b"POST /api/execute HTTP/1.1\r\n"
+                + b"".join(b"%s: %s\r\n" % pair for pair in head)
+                + b"\r\n"
+                + body
+            )
+            while not self._done:
+                data = await self._reader.read(65536)
+                if not data:
+                    return False, "EOF"
+                self._ll.feed_data(data)
+            status = self._ll.get_status_code()
+        else:
+            status = await self._ask_h11(body, head)
+        text = b"".join(self._body).decode("utf-8", "replace")
+        last = text.rstrip("\r\n").rpartition("\n")[2].strip()
+        return status == 200 and last in _MARKERS, text.split("\n[AGENTFM:")[0]
+
+    async def _ask_h11(self, body: bytes, head: list[tuple[bytes, bytes]]) -> int:
+        import h11
+
+        conn = self._h11
+        if conn.our_state is h11.DONE:
+            conn.start_next_cycle()
+        request = h11.Request(method="POST", target="/api/execute", headers=head)
+        self._writer.write(
+            conn.send(request) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+        )
+        status = 0
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await self._reader.read(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                self._body.append(bytes(event.data))
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return status
+
+
+def _raw_parsed(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """The raw floor's client with each reply parsed and its terminal marker checked."""
+    import uvloop
+
+    host, port = spec["url"].removeprefix("http://").split(":")
+    slots = [p for p in spec["peers"] for _ in range(spec["concurrency"] // len(spec["peers"]))]
+    todo = list(enumerate(prompts))
+    todo.reverse()
+    out: list[Outcome] = []
+
+    async def slot(peer: str) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        replies = ParsedReplies(reader, writer)
+        while todo:
+            index, prompt = todo.pop()
+            body = json.dumps({"worker_id": peer, "prompt": prompt}).encode()
+            started = time.perf_counter()
+            ok, answer = await replies.ask(body)
+            out.append((index, ok, answer, time.perf_counter() - started))
+        writer.close()
+
+    async def main() -> None:
+        await asyncio.gather(*(slot(p) for p in slots))
+
+    uvloop.run(main())
+    return out
+
+
 Runner = Callable[[dict[str, Any], Tally], None]
 
 
@@ -263,6 +372,11 @@ PRELOAD = {
     "seed": ("agentfm",),
     "openai": ("uvloop", "openai"),
     "raw": ("uvloop",),
+    "raw-parsed": (
+        "uvloop",
+        "h11",
+        *(("httptools",) if importlib.util.find_spec("httptools") else ()),
+    ),
     "langchain": ("langchain_openai",),
     "chat-agentfm": ("agentfm", "agentfm_integrations.langchain"),
 }
@@ -273,6 +387,7 @@ RUNNERS: dict[str, Runner] = {
     "seed": listed(_seed),
     "openai": listed(_openai),
     "raw": listed(_raw),
+    "raw-parsed": listed(_raw_parsed),
     "langchain": listed(_langchain),
     "chat-agentfm": listed(_chat_agentfm),
 }

@@ -8,10 +8,12 @@ A gateway stand-in runs in a subprocess: a uvloop server that answers each
 (chunked text plus the ``NO_FILES`` marker), and ``GET /api/workers`` with a 404 (scatter
 then runs without telemetry). In this process, on uvloop, with the same concurrency
 (16 peers × 4 slots by default), the raw client (keep-alive sockets, no checks, no failover;
-the same client as ``_scatter_runner._raw``) and ``AsyncAgentFMClient.tasks.scatter_iter``
-run the same batch in alternation, ``--rounds`` times each; each round's ``process_time``
-is divided by the batch size. The machine may be busy, so the CPU time (not wall) is
-compared, and the median of the rounds is printed with the ratio. Nothing is asserted.
+the same client as ``_scatter_runner._raw``), the raw parsed client (the same, with each
+reply framed by the fast path's parser and its marker checked: ``_scatter_runner``'s
+``ParsedReplies``) and ``AsyncAgentFMClient.tasks.scatter_iter`` run the same batch in
+alternation, ``--rounds`` times each; each round's ``process_time`` is divided by the batch
+size. The machine may be busy, so the CPU time (not wall) is compared, and the median of
+the rounds is printed with both ratios. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+from _scatter_runner import ParsedReplies
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -115,6 +119,29 @@ async def raw(spec: Spec) -> int:
     return ok
 
 
+async def raw_parsed(spec: Spec) -> int:
+    """The raw client, each reply parsed by the fast path's parser, as ``_scatter_runner``'s."""
+    host, port = spec["url"].removeprefix("http://").split(":")
+    slots = [p for p in spec["peers"] for _ in range(spec["concurrency"] // len(spec["peers"]))]
+    todo = list(enumerate(prompt_of(i) for i in range(spec["items"])))
+    todo.reverse()
+    ok = 0
+
+    async def slot(peer: str) -> None:
+        nonlocal ok
+        reader, writer = await asyncio.open_connection(host, int(port))
+        replies = ParsedReplies(reader, writer)
+        while todo:
+            index, prompt = todo.pop()
+            body = json.dumps({"worker_id": peer, "prompt": prompt}).encode()
+            good, text = await replies.ask(body)
+            ok += good and text.strip() == f"done item-{index}"
+        writer.close()
+
+    await asyncio.gather(*(slot(p) for p in slots))
+    return ok
+
+
 async def agentfm_async(spec: Spec) -> int:
     """``AsyncAgentFMClient.tasks.scatter_iter``, as ``_scatter_runner.run_agentfm_async``."""
     from agentfm import AsyncAgentFMClient
@@ -174,20 +201,24 @@ def main() -> None:
         }
         warm = {**spec, "items": 200}
         cpu_per_task(raw, warm)  # imports, first connections
+        cpu_per_task(raw_parsed, warm)
         cpu_per_task(agentfm_async, warm)
         profiler = cProfile.Profile() if args.profile else None
-        floors, ours = [], []
+        floors, parsed, ours = [], [], []
         for _ in range(args.rounds):
             floors.append(cpu_per_task(raw, spec))
+            parsed.append(cpu_per_task(raw_parsed, spec))
             ours.append(cpu_per_task(agentfm_async, spec, profiler))
     finally:
         assert server.stdin is not None
         server.stdin.close()
         server.wait(10)
-    floor, mine = statistics.median(floors), statistics.median(ours)
+    floor, least, mine = map(statistics.median, (floors, parsed, ours))
     print(f"raw socket client:   {floor:.4f} ms CPU/task  rounds {[round(f, 4) for f in floors]}")
+    print(f"raw parsed client:   {least:.4f} ms CPU/task  rounds {[round(p, 4) for p in parsed]}")
     print(f"agentfm async:       {mine:.4f} ms CPU/task  rounds {[round(o, 4) for o in ours]}")
-    print(f"ratio:               {mine / floor:.2f}x")
+    print(f"ratio vs raw floor:  {mine / floor:.2f}x")
+    print(f"ratio vs raw parsed: {mine / least:.2f}x")
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
