@@ -23,7 +23,7 @@ LLM_WORKER_NAME = "llm"
 
 COOKBOOK_URL = "https://github.com/agentfm/agentfm-integrations/tree/main/cookbook"
 """Where the cookbook lives: a wheel does not ship the scripts (pyproject's Homepage plus
-``/tree/main/cookbook``; tests/e2e/test_packaging.py keeps the two in step)."""
+``/tree/main/cookbook``; tests/apps/test_packaging.py keeps the two in step)."""
 
 CORPUS: tuple[tuple[str, str], ...] = (
     (

@@ -14,7 +14,7 @@ import pytest
 
 from agentfm import AgentFMClient, AgentFMError, AsyncAgentFMClient
 from tests.helpers import call
-from tests.reliability._servers import HeadRecorder
+from tests.sdk.faults._servers import HeadRecorder
 
 PEER = "12D3KooWJ6Pdbw5PtW1C8y1sViuqoKzeHiKbxz2cNYqeCgnG4yPx"
 GATEWAY = "http://gateway.invalid:8080"  # .invalid never resolves (RFC 6761)

@@ -11,7 +11,7 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
-from tests.e2e._helpers import COOKBOOK, assert_ok, clean_env, run_python
+from tests.apps._helpers import COOKBOOK, assert_ok, clean_env, run_python
 
 # What each script must print for the run to count: a line that only appears when the
 # interesting part (the failover, the file, the webhook, the tool artifact...) happened.

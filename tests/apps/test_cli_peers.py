@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from agentfm.mesh import EmbeddedMesh
-from tests.e2e.test_cli import cli
+from tests.apps.test_cli import cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e._helpers import REPO, assert_ok, clean_env, run_python
+from tests.apps._helpers import REPO, assert_ok, clean_env, run_python
 
 if TYPE_CHECKING:
     from pathlib import Path

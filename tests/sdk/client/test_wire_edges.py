@@ -26,7 +26,7 @@ from agentfm import (
     WorkerNotFoundError,
     WorkerStreamError,
 )
-from tests.client._util import drain_into
+from tests.sdk.client._util import drain_into
 from tests.helpers import call, collect
 
 if TYPE_CHECKING:

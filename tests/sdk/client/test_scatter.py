@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from agentfm import AgentFMClient, ScatterProgress, ScatterResult, WorkerNotFoundError
-from tests.client.conftest import WIDE, Gate
+from tests.sdk.client.conftest import WIDE, Gate
 from tests.helpers import call
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Not part of the test run. Usage::
 
-    .venv/bin/python -m tests.reliability.soak --tasks 10000 --concurrency 64
+    .venv/bin/python -m tests.sdk.faults.soak --tasks 10000 --concurrency 64
 
 Prints tasks/s, the error count, and open file descriptors and RSS at start and end
 (after a warm-up round, so pools and caches count as the baseline). Exits non-zero on any

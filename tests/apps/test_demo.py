@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentfm.mesh import EmbeddedMesh
-from tests.e2e._helpers import assert_ok, clean_env, pyproject, run_python
+from tests.apps._helpers import assert_ok, clean_env, pyproject, run_python
 
 
 @pytest.mark.slow

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import alive, wait_until, write_agent
+from tests.sdk.faults.conftest import alive, wait_until, write_agent
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # The scatter script a user would write: an embedded mesh with subprocess agents, a scatter
 # printing each result as it lands, and Ctrl-C reported with what finished so far.

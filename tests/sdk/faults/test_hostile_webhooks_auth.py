@@ -17,7 +17,7 @@ from agentfm.mesh import CallableAgent, EmbeddedMesh, WorkerConfig
 from agentfm.mesh import _auth as mesh_auth
 from agentfm.mesh import _webhook as mesh_webhook
 from tests.helpers import call
-from tests.reliability.conftest import wait_until
+from tests.sdk.faults.conftest import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -15,7 +15,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.e2e._helpers import COOKBOOK, REPO, clean_env, pyproject, run_python
+from tests.apps._helpers import COOKBOOK, REPO, clean_env, pyproject, run_python
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,7 +18,7 @@ import agentfm
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("agentfm", "agentfm_integrations")
 MAX_LINES = 500
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e._helpers import REPO
+from tests.apps._helpers import REPO
 
 API = (REPO / "api.md").read_text(encoding="utf-8")
 DOCUMENTED = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)", API))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e._helpers import assert_ok, clean_env, pyproject, run_python
+from tests.apps._helpers import assert_ok, clean_env, pyproject, run_python
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,7 +12,7 @@ from agentfm import AgentFMClient, GatewayConnectionError, WorkerRejectedError
 from agentfm.mesh import AgentContext, BreakStream, CallableAgent, EmbeddedMesh, WorkerConfig
 from agentfm.mesh._openai import flatten_messages
 from agentfm.mesh.demo_agents import last_user_turn
-from tests.e2e._helpers import REPO
+from tests.apps._helpers import REPO
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

@@ -16,7 +16,7 @@ import pytest
 from agentfm.cli import main
 from agentfm.mesh import EmbeddedMesh
 from agentfm.mesh._peerid import peer_id_from_seed, seed_from_text
-from tests.e2e._helpers import REPO, clean_env, run_python
+from tests.apps._helpers import REPO, clean_env, run_python
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

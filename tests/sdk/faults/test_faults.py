@@ -25,7 +25,7 @@ from agentfm import (
 )
 from agentfm.mesh import AgentContext, CallableAgent, EmbeddedMesh, WorkerConfig
 from tests.helpers import call, collect
-from tests.reliability.conftest import FLOOD_BYTES, alive, wait_until
+from tests.sdk.faults.conftest import FLOOD_BYTES, alive, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

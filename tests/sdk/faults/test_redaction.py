@@ -22,7 +22,7 @@ import pytest
 from agentfm import AgentFMClient, AgentFMError, AsyncAgentFMClient, redact_url
 from agentfm.mesh import CallableAgent, EmbeddedMesh, WorkerConfig
 from tests.helpers import call
-from tests.reliability._servers import HeadRecorder
+from tests.sdk.faults._servers import HeadRecorder
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from agentfm.mesh import EmbeddedMesh
-from tests.reliability.conftest import wait_until
-from tests.reliability.soak import (
+from tests.sdk.faults.conftest import wait_until
+from tests.sdk.faults.soak import (
     POOLED_SOCKETS,
     open_fds,
     run_soak,

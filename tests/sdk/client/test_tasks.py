@@ -22,13 +22,13 @@ from agentfm import (
     WorkerRejectedError,
 )
 from agentfm.mesh import EmbeddedMesh
-from tests.client._util import drain_into
+from tests.sdk.client._util import drain_into
 from tests.helpers import call, collect
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.client.conftest import Gate
+    from tests.sdk.client.conftest import Gate
 
 
 MISSING_PEER = "12D3KooWHxdGLkUwaYwF3JgRsMq4VfBGmK1ZD5uEytCrNZ3WzYbD"

@@ -1,6 +1,6 @@
 """Render api.md from the live code: signatures and first docstring paragraphs.
 
-Run ``python -m tests.e2e.render_api_md`` from the repository root after changing a public
+Run ``python -m tests.apps.render_api_md`` from the repository root after changing a public
 API; `test_api_doc.py` fails while a public name is missing from api.md.
 """
 

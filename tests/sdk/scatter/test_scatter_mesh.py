@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from agentfm import ScatterProgress, WorkerRejectedError
 from tests.helpers import call
-from tests.scatter.conftest import REJECTION
+from tests.sdk.scatter.conftest import REJECTION
 
 if TYPE_CHECKING:
-    from tests.scatter.conftest import Runs
+    from tests.sdk.scatter.conftest import Runs
 
 
 async def scatter_iter(client: Any, prompts: list[str], **options: Any) -> list[Any]:
