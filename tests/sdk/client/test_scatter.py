@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from agentfm import AgentFMClient, ScatterProgress, ScatterResult, WorkerNotFoundError
-from tests.sdk.client.conftest import WIDE, Gate
 from tests.helpers import call
+from tests.sdk.client.conftest import WIDE, Gate
 
 if TYPE_CHECKING:
     from agentfm.mesh import EmbeddedMesh

@@ -22,8 +22,8 @@ from agentfm import (
     WorkerRejectedError,
 )
 from agentfm.mesh import EmbeddedMesh
-from tests.sdk.client._util import drain_into
 from tests.helpers import call, collect
+from tests.sdk.client._util import drain_into
 
 if TYPE_CHECKING:
     from pathlib import Path

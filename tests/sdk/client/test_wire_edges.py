@@ -26,8 +26,8 @@ from agentfm import (
     WorkerNotFoundError,
     WorkerStreamError,
 )
-from tests.sdk.client._util import drain_into
 from tests.helpers import call, collect
+from tests.sdk.client._util import drain_into
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

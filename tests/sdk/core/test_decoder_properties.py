@@ -1,4 +1,4 @@
-"""Decoder properties not covered by the decoder tests beside it: random bytes, CRLF, SSE at every byte."""
+"""Decoder properties beyond the tests beside it: random bytes, CRLF, SSE at every byte."""
 
 from __future__ import annotations
 
