@@ -201,47 +201,32 @@ def _chat_batch(llm: BaseChatModel, spec: dict[str, Any], prompts: list[str]) ->
     return out
 
 
-def _raw(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
-    """The floor: keep-alive raw HTTP/1.1, one connection per capacity slot, no library."""
-    import uvloop
+class RawReplies:
+    """The raw floor's reading of one keep-alive connection: the chunked framing walked with
+    ``readuntil``/``readexactly``, no library and no checks beyond finding the marker."""
 
-    host, port = spec["url"].removeprefix("http://").split(":")
-    slots = [p for p in spec["peers"] for _ in range(spec["concurrency"] // len(spec["peers"]))]
-    todo = list(enumerate(prompts))
-    todo.reverse()
-    out: list[Outcome] = []
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
 
-    async def slot(peer: str) -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        while todo:
-            index, prompt = todo.pop()
-            body = json.dumps({"worker_id": peer, "prompt": prompt}).encode()
-            started = time.perf_counter()
-            writer.write(
-                b"POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                + b"Content-Length: %d\r\n\r\n" % len(body)
-                + body
-            )
-            await reader.readuntil(b"\r\n\r\n")
-            data = bytearray()
-            while True:
-                size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
-                if size == 0:
-                    await reader.readuntil(b"\r\n")
-                    break
-                data += await reader.readexactly(size + 2)
-                del data[-2:]
-            text = data.decode()
-            ok = "[AGENTFM: NO_FILES]" in text
-            answer = text.split("\n[AGENTFM:")[0]
-            out.append((index, ok, answer, time.perf_counter() - started))
-        writer.close()
-
-    async def main() -> None:
-        await asyncio.gather(*(slot(p) for p in slots))
-
-    uvloop.run(main())
-    return out
+    async def ask(self, body: bytes) -> tuple[bool, str]:
+        """Send one ``POST /api/execute``; return (the marker was seen, the text before it)."""
+        reader = self._reader
+        self._writer.write(
+            b"POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        await reader.readuntil(b"\r\n\r\n")
+        data = bytearray()
+        while True:
+            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                break
+            data += await reader.readexactly(size + 2)
+            del data[-2:]
+        text = data.decode()
+        return "[AGENTFM: NO_FILES]" in text, text.split("\n[AGENTFM:")[0]
 
 
 _MARKERS = ("[AGENTFM: NO_FILES]", "[AGENTFM: FILES_INCOMING]")
@@ -324,10 +309,11 @@ class ParsedReplies:
                 return status
 
 
-def _raw_parsed(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
-    """The raw floor's client with each reply parsed and its terminal marker checked."""
-    import uvloop
-
+async def raw_batch(
+    spec: dict[str, Any], prompts: Sequence[str], replies: type[RawReplies | ParsedReplies]
+) -> list[Outcome]:
+    """The raw clients' batch: one keep-alive connection per capacity slot, pinned to a peer,
+    each taking the next prompt as its last reply ends; no failover and no retry."""
     host, port = spec["url"].removeprefix("http://").split(":")
     slots = [p for p in spec["peers"] for _ in range(spec["concurrency"] // len(spec["peers"]))]
     todo = list(enumerate(prompts))
@@ -336,20 +322,31 @@ def _raw_parsed(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
 
     async def slot(peer: str) -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
-        replies = ParsedReplies(reader, writer)
+        conn = replies(reader, writer)
         while todo:
             index, prompt = todo.pop()
             body = json.dumps({"worker_id": peer, "prompt": prompt}).encode()
             started = time.perf_counter()
-            ok, answer = await replies.ask(body)
+            ok, answer = await conn.ask(body)
             out.append((index, ok, answer, time.perf_counter() - started))
         writer.close()
 
-    async def main() -> None:
-        await asyncio.gather(*(slot(p) for p in slots))
-
-    uvloop.run(main())
+    await asyncio.gather(*(slot(p) for p in slots))
     return out
+
+
+def _raw(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """The floor: keep-alive raw HTTP/1.1, one connection per capacity slot, no library."""
+    import uvloop
+
+    return uvloop.run(raw_batch(spec, prompts, RawReplies))
+
+
+def _raw_parsed(spec: dict[str, Any], prompts: list[str]) -> list[Outcome]:
+    """The raw floor's client with each reply parsed and its terminal marker checked."""
+    import uvloop
+
+    return uvloop.run(raw_batch(spec, prompts, ParsedReplies))
 
 
 Runner = Callable[[dict[str, Any], Tally], None]

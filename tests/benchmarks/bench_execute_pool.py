@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from _scatter_runner import RawReplies
+
 SERVER = r"""
 import asyncio, sys, uvloop
 REPLY = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -80,23 +82,11 @@ async def raw(url: str, tasks: int, concurrency: int) -> None:
 
     async def slot() -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
+        replies = RawReplies(reader, writer)  # the raw floor of bench_scatter.py
         for n in todo:
             body = json.dumps({"worker_id": "peer", "prompt": f"prompt {n}"}).encode()
-            writer.write(
-                b"POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                + b"Content-Length: %d\r\n\r\n" % len(body)
-                + body
-            )
-            await reader.readuntil(b"\r\n\r\n")
-            data = bytearray()
-            while True:
-                size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
-                if size == 0:
-                    await reader.readuntil(b"\r\n")
-                    break
-                data += await reader.readexactly(size + 2)
-                del data[-2:]
-            assert data.decode().startswith("hello")
+            _, text = await replies.ask(body)
+            assert text.startswith("hello")
         writer.close()
 
     await asyncio.gather(*(slot() for _ in range(concurrency)))

@@ -19,9 +19,7 @@ the rounds is printed with both ratios. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
-import json
 import pstats
 import statistics
 import subprocess
@@ -29,7 +27,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from _scatter_runner import ParsedReplies
+from _scatter_runner import Outcome, ParsedReplies, RawReplies, raw_batch
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -81,65 +79,20 @@ def prompt_of(index: int) -> str:
     return f"summarise item-{index}"
 
 
+def right(outcomes: list[Outcome]) -> int:
+    """How many outcomes are a success whose text is the expected answer."""
+    return sum(ok and text.strip() == f"done item-{index}" for index, ok, text, _ in outcomes)
+
+
 async def raw(spec: Spec) -> int:
-    """The floor, as ``_scatter_runner._raw``: one keep-alive socket per slot, no checks."""
-    host, port = spec["url"].removeprefix("http://").split(":")
-    slots = [p for p in spec["peers"] for _ in range(spec["concurrency"] // len(spec["peers"]))]
-    todo = list(enumerate(prompt_of(i) for i in range(spec["items"])))
-    todo.reverse()
-    ok = 0
-
-    async def slot(peer: str) -> None:
-        nonlocal ok
-        reader, writer = await asyncio.open_connection(host, int(port))
-        while todo:
-            index, prompt = todo.pop()
-            body = json.dumps({"worker_id": peer, "prompt": prompt}).encode()
-            writer.write(
-                b"POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                + b"Content-Length: %d\r\n\r\n" % len(body)
-                + body
-            )
-            await reader.readuntil(b"\r\n\r\n")
-            data = bytearray()
-            while True:
-                size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
-                if size == 0:
-                    await reader.readuntil(b"\r\n")
-                    break
-                data += await reader.readexactly(size + 2)
-                del data[-2:]
-            text = data.decode()
-            ok += "[AGENTFM: NO_FILES]" in text and text.split("\n[AGENTFM:")[0].strip() == (
-                f"done item-{index}"
-            )
-        writer.close()
-
-    await asyncio.gather(*(slot(p) for p in slots))
-    return ok
+    """The floor, ``_scatter_runner._raw``'s client: one keep-alive socket per slot, no checks."""
+    return right(await raw_batch(spec, [prompt_of(i) for i in range(spec["items"])], RawReplies))
 
 
 async def raw_parsed(spec: Spec) -> int:
-    """The raw client, each reply parsed by the fast path's parser, as ``_scatter_runner``'s."""
-    host, port = spec["url"].removeprefix("http://").split(":")
-    slots = [p for p in spec["peers"] for _ in range(spec["concurrency"] // len(spec["peers"]))]
-    todo = list(enumerate(prompt_of(i) for i in range(spec["items"])))
-    todo.reverse()
-    ok = 0
-
-    async def slot(peer: str) -> None:
-        nonlocal ok
-        reader, writer = await asyncio.open_connection(host, int(port))
-        replies = ParsedReplies(reader, writer)
-        while todo:
-            index, prompt = todo.pop()
-            body = json.dumps({"worker_id": peer, "prompt": prompt}).encode()
-            good, text = await replies.ask(body)
-            ok += good and text.strip() == f"done item-{index}"
-        writer.close()
-
-    await asyncio.gather(*(slot(p) for p in slots))
-    return ok
+    """The raw client, each reply parsed by the fast path's parser (``_scatter_runner``'s)."""
+    prompts = [prompt_of(i) for i in range(spec["items"])]
+    return right(await raw_batch(spec, prompts, ParsedReplies))
 
 
 async def agentfm_async(spec: Spec) -> int:
