@@ -36,7 +36,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-import _venvs  # noqa: E402  (a sibling module; the path is set just above)
+import _venvs  # noqa: E402  (sibling modules; the path is set just above)
+from bench_scatter import start_mesh  # noqa: E402
 
 # Each child prints one JSON line. The SSL counter wraps the function before any client
 # module is imported, so a context built at import time is counted too.
@@ -134,19 +135,6 @@ print(json.dumps({
 """
 
 
-def start_mesh() -> tuple[subprocess.Popen[str], dict[str, object]]:
-    """The scatter benchmark's mesh in its own process, and the JSON line it prints."""
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_scatter_mesh.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    return proc, json.loads(proc.stdout.readline())
-
-
 def run_child(python: str, body: str, spec: dict[str, object]) -> dict[str, float]:
     """One fresh interpreter running one client's cold and warm batch."""
     code = PRELUDE + body + EPILOGUE
@@ -172,7 +160,7 @@ def main() -> None:
     openai_python = str(_venvs.ensure(_venvs.OPENAI3))
     print("main venv:", _venvs.versions(sys.executable, _venvs.MAIN_SHOWS))
     print("openai3 venv:", _venvs.versions(openai_python, _venvs.OPENAI3.shows))
-    mesh, info = start_mesh()
+    mesh, info = start_mesh(ROOT)
     try:
         groups = info["groups"]
         assert isinstance(groups, dict)
